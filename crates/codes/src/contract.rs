@@ -1,0 +1,189 @@
+//! Every reply the Pillarbox server sends: the rows of `shared/REPLIES.md`.
+//!
+//! This is the one place a reply code is spelled. The server and the session
+//! build replies with [`Row::reply`] or [`Row::reply_with`]; a `{}` in a row's
+//! text is where the situation's detail goes (a host name, a queue id, a
+//! number of seconds).
+
+use crate::reply::{EnhancedCode, Reply, ReplyCode};
+
+/// One row of the reply contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Spec {
+    pub code: u16,
+    pub enhanced: Option<(u8, u16, u16)>,
+    /// The text; `{}` is replaced by the detail given to [`Row::reply_with`].
+    pub text: &'static str,
+}
+
+macro_rules! rows {
+    ($( $(#[$m:meta])* $name:ident = $code:literal $(($e:literal, $s:literal, $d:literal))? , $text:literal ;)*) => {
+        /// A situation of the reply contract.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Row { $( $(#[$m])* $name, )* }
+
+        impl Row {
+            /// Every row, in contract order.
+            pub const ALL: &'static [Row] = &[ $( Row::$name, )* ];
+
+            pub const fn spec(self) -> Spec {
+                match self {
+                    $( Row::$name => Spec {
+                        code: $code,
+                        enhanced: rows!(@enh $($e, $s, $d)?),
+                        text: $text,
+                    }, )*
+                }
+            }
+        }
+    };
+    (@enh) => { None };
+    (@enh $e:literal, $s:literal, $d:literal) => { Some(($e, $s, $d)) };
+}
+
+rows! {
+    // Connection
+    /// Greeting; RFC 2034 3: no enhanced code on the greeting.
+    Greeting = 220, "{} ESMTP Pillarbox";
+    ShuttingDown = 421 (4, 3, 2), "{} service shutting down, try again later";
+    TooManyConnections = 421 (4, 7, 0), "too many connections from your address";
+    Timeout = 421 (4, 4, 2), "timeout, closing connection";
+    TooManyErrors = 421 (4, 7, 0), "too many errors";
+    EarlyTalker = 554 (5, 5, 1), "protocol error: talked before greeting";
+    Bye = 221 (2, 0, 0), "bye";
+
+    // Commands
+    /// First line of the EHLO reply; RFC 2034 3: no enhanced code on EHLO/HELO replies.
+    Ehlo = 250, "{}";
+    Helo = 250, "{}";
+    EhloSyntax = 501 (5, 5, 4), "syntax: {} <domain>";
+    UnknownCommand = 500 (5, 5, 2), "command not recognized";
+    LineTooLong = 500 (5, 5, 2), "line too long";
+    NotImplemented = 502 (5, 5, 1), "command not implemented";
+    BadSequence = 503 (5, 5, 1), "bad sequence of commands: {}";
+    Syntax = 501 (5, 5, 4), "syntax: {}";
+    BadSenderSyntax = 501 (5, 1, 7), "bad sender address syntax";
+    BadRecipientSyntax = 501 (5, 1, 3), "bad recipient address syntax";
+    UnknownParameter = 555 (5, 5, 4), "parameter not recognized";
+    Ok = 250 (2, 0, 0), "ok";
+    Vrfy = 252 (2, 5, 0), "cannot VRFY user, but will accept message";
+    Help = 214 (2, 0, 0), "{}";
+    Status = 211 (2, 0, 0), "{}";
+
+    // Mail transaction
+    SenderOk = 250 (2, 1, 0), "sender ok";
+    SizeExceeded = 552 (5, 3, 4), "message size exceeds fixed maximum";
+    InsufficientStorage = 452 (4, 3, 1), "insufficient system storage";
+    RecipientOk = 250 (2, 1, 5), "recipient ok";
+    NoSuchUser = 550 (5, 1, 1), "no such user here";
+    RelayDenied = 554 (5, 7, 1), "relay access denied";
+    TooManyRecipients = 452 (4, 5, 3), "too many recipients";
+    MailboxFull = 452 (4, 2, 2), "mailbox full, try again later";
+    MailboxFullPermanent = 552 (5, 2, 2), "mailbox full";
+    MailboxUnavailable = 450 (4, 2, 1), "mailbox temporarily unavailable, try again later";
+    MailboxDisabled = 550 (5, 2, 1), "mailbox disabled";
+    Greylisted = 450 (4, 2, 0), "greylisted, try again in {} seconds";
+    RateLimited = 450 (4, 7, 1), "rate limit exceeded, try again later";
+    NoValidRecipients = 554 (5, 5, 1), "no valid recipients";
+    StartData = 354, "end data with <CR><LF>.<CR><LF>";
+    BareLineEnding = 550 (5, 6, 0), "bare CR or LF not allowed in message";
+    LocalError = 451 (4, 3, 0), "local error in processing, try again later";
+    /// Remote recipient from a client allowed to relay, before the outbound queue exists.
+    RemoteNotAvailable = 451 (4, 3, 0), "remote delivery not yet available";
+    Queued = 250 (2, 0, 0), "ok: queued as {}";
+    BdatReceived = 250 (2, 0, 0), "{} octets received";
+    /// SMTPUTF8 address without the SMTPUTF8 parameter (RFC 6531 3.4).
+    Utf8NotAnnounced = 553 (5, 6, 7), "non-ASCII address requires SMTPUTF8";
+
+    // Authentication (RFC 4954)
+    AuthChallenge = 334, "{}";
+    AuthOk = 235 (2, 7, 0), "authentication successful";
+    AuthInvalid = 535 (5, 7, 8), "authentication credentials invalid";
+    AuthMechanism = 504 (5, 5, 4), "unrecognized authentication type";
+    AuthCancelled = 501 (5, 0, 0), "authentication cancelled";
+    AuthBadBase64 = 501 (5, 5, 2), "cannot decode response";
+    AuthLineTooLong = 500 (5, 5, 6), "authentication exchange line too long";
+    AuthNeedsTls = 538 (5, 7, 11), "encryption required for requested authentication mechanism";
+    AuthTemporary = 454 (4, 7, 0), "temporary authentication failure";
+    AuthRequired = 530 (5, 7, 0), "authentication required";
+    SenderNotOwned = 553 (5, 7, 1), "sender address not owned by user";
+    AuthTooManyFailures = 421 (4, 7, 0), "too many authentication failures, try later";
+
+    // STARTTLS (RFC 3207)
+    TlsReady = 220 (2, 0, 0), "ready to start TLS";
+    TlsSyntax = 501 (5, 5, 4), "syntax: STARTTLS";
+    TlsAlready = 503 (5, 5, 1), "already under TLS";
+    TlsNotAvailable = 454 (4, 7, 0), "TLS not available";
+    TlsRequired = 530 (5, 7, 0), "must issue a STARTTLS command first";
+}
+
+impl Row {
+    /// The reply of a row whose text has no detail.
+    pub fn reply(self) -> Reply {
+        self.reply_with("")
+    }
+
+    /// The reply of a row, with `detail` in place of the text's `{}`.
+    pub fn reply_with(self, detail: &str) -> Reply {
+        let spec = self.spec();
+        Reply {
+            code: ReplyCode::new(spec.code)
+                .unwrap_or_else(|| unreachable!("contract codes are valid")),
+            enhanced: spec.enhanced.map(|(c, s, d)| EnhancedCode::new(c, s, d)),
+            lines: vec![spec.text.replacen("{}", detail, 1)],
+        }
+    }
+
+    /// A multi-line reply of a row: the row's text pattern applied to each line.
+    pub fn reply_lines<I, S>(self, lines: I) -> Reply
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let spec = self.spec();
+        let mut reply = self.reply();
+        reply.lines = lines
+            .into_iter()
+            .map(|l| spec.text.replacen("{}", l.as_ref(), 1))
+            .collect();
+        if reply.lines.is_empty() {
+            reply.lines.push(String::new());
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_has_a_valid_code_and_matching_enhanced_class() {
+        for row in Row::ALL {
+            let spec = row.spec();
+            let code = ReplyCode::new(spec.code).expect("valid code");
+            if let Some((class, _, _)) = spec.enhanced {
+                // RFC 3463 2: the enhanced class agrees with the basic code's class.
+                assert_eq!(u16::from(class), code.get() / 100, "{row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn greeting_and_ehlo_carry_no_enhanced_code() {
+        assert!(Row::Greeting.spec().enhanced.is_none());
+        assert!(Row::Ehlo.spec().enhanced.is_none());
+        assert_eq!(
+            Row::Greeting.reply_with("mx.test").to_wire(),
+            "220 mx.test ESMTP Pillarbox\r\n"
+        );
+    }
+
+    #[test]
+    fn detail_fills_the_placeholder() {
+        assert_eq!(
+            Row::Greylisted.reply_with("42").to_wire(),
+            "450 4.2.0 greylisted, try again in 42 seconds\r\n"
+        );
+    }
+}

@@ -1,0 +1,816 @@
+//! The server session state machine (RFC 5321 4.1.4 command order, RFC 2920
+//! pipelining, RFC 3030 BDAT, RFC 3207 STARTTLS).
+
+use std::collections::VecDeque;
+
+use pillarbox_codes::{Reply, Row};
+
+use crate::address::{self, AddressError, ForwardPath, ReversePath};
+use crate::command::{self, Command, CommandError};
+use crate::dot_decoder::{DotDecoder, LineEndingCheck};
+use crate::input::Input;
+
+/// What a session is allowed and bound to; set by the server per connection.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our host name, in the greeting, EHLO and Received.
+    pub hostname: String,
+    /// Message size limit in octets (RFC 1870), advertised in EHLO.
+    pub max_message_size: u64,
+    /// Recipients per transaction (RFC 5321 4.5.3.1.8: at least 100).
+    pub max_recipients: usize,
+    /// Protocol errors before `421 4.7.0 too many errors`.
+    pub max_errors: u32,
+    /// Longest command line, CRLF included (RFC 5321 4.5.3.1.4: 512, plus
+    /// room for extension parameters).
+    pub max_line: usize,
+    /// A certificate is available: STARTTLS is offered until TLS is on.
+    pub starttls: bool,
+    /// The connection is already under TLS (implicit TLS, or after STARTTLS).
+    pub tls: bool,
+    /// This client may ask `HELP STATUS` (loopback or trusted).
+    pub status_allowed: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 20,
+            max_line: 1024,
+            starttls: false,
+            tls: false,
+            status_allowed: false,
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Send this reply (buffer it; flush before reading more input).
+    Reply(Reply),
+    /// Answer this with [`Session::answer`]; the session waits until then.
+    Ask(Question),
+    /// Message content, dot-unstuffed, in wire form (CRLF line ends).
+    Body(Vec<u8>),
+    /// Drop the message begun with [`Question::BeginMessage`].
+    AbortMessage,
+    /// Flush replies, then run the TLS handshake and call
+    /// [`Session::tls_established`]. The unread input has been discarded.
+    StartTls,
+    /// Flush replies and close the connection.
+    Close,
+}
+
+/// A question for policy or storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Question {
+    /// MAIL: may this sender start a transaction (disk reserve, rate ...)?
+    /// `Answer::Accept` or `Answer::Refuse`.
+    Sender {
+        from: ReversePath,
+        size: Option<u64>,
+    },
+    /// RCPT: is this a recipient we take? `Accept` or `Refuse`.
+    Recipient { to: ForwardPath, size: Option<u64> },
+    /// DATA or the first BDAT: open storage for the message of
+    /// [`Session::transaction`]. `Accept` or `Refuse`.
+    BeginMessage,
+    /// The message is complete and valid: make it durable for every recipient.
+    /// `Delivered(queue id)` or `Refuse`.
+    Deliver { size: u64 },
+    /// `HELP STATUS` from an allowed client: `Status(lines)`.
+    Status,
+}
+
+/// The driver's answer to a [`Question`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Refuse(Reply),
+    Delivered(String),
+    Status(Vec<String>),
+}
+
+/// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MailParams {
+    pub size: Option<u64>,
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+}
+
+/// The mail transaction in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub from: ReversePath,
+    pub params: MailParams,
+    /// Accepted recipients, in order.
+    pub rcpts: Vec<ForwardPath>,
+    /// RCPT commands tried, accepted or not.
+    rcpt_attempts: usize,
+    /// BDAT has begun the message (so DATA is out of order).
+    bdat: bool,
+    /// Storage was opened for the message.
+    begun: bool,
+}
+
+/// The client's greeting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub name: String,
+    /// EHLO (extensions allowed) rather than HELO.
+    pub esmtp: bool,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// Reading commands.
+    None,
+    Data(DotDecoder),
+    Bdat {
+        remaining: u64,
+        last: bool,
+        chunk: u64,
+    },
+    /// Skipping a BDAT chunk that cannot be taken, then replying.
+    Discard {
+        remaining: u64,
+        then: Reply,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Sender(ReversePath, MailParams),
+    Recipient(ForwardPath),
+    BeginData,
+    BeginBdat { size: u64, last: bool },
+    Deliver,
+    Status,
+    TlsHandshake,
+}
+
+/// One SMTP server session, from greeting to close.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    greeting: Option<Greeting>,
+    tx: Option<Transaction>,
+    body: Body,
+    /// Size and bare CR/LF state of a BDAT message across chunks.
+    bdat_size: u64,
+    bdat_check: LineEndingCheck,
+    events: VecDeque<Event>,
+    pending: Option<Pending>,
+    errors: u32,
+    discarding_line: bool,
+    closed: bool,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig) -> Self {
+        Self {
+            cfg,
+            greeting: None,
+            tx: None,
+            body: Body::None,
+            bdat_size: 0,
+            bdat_check: LineEndingCheck::default(),
+            events: VecDeque::new(),
+            pending: None,
+            errors: 0,
+            discarding_line: false,
+            closed: false,
+        }
+    }
+
+    /// The 220 greeting (RFC 5321 4.3.1).
+    pub fn greeting(&self) -> Reply {
+        Row::Greeting.reply_with(&self.cfg.hostname)
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// The client's EHLO/HELO, once given.
+    pub fn client_greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// The transaction in progress, if any.
+    pub fn transaction(&self) -> Option<&Transaction> {
+        self.tx.as_ref()
+    }
+
+    /// Under TLS now.
+    pub fn is_tls(&self) -> bool {
+        self.cfg.tls
+    }
+
+    /// A transaction is in progress (a drain lets it finish).
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// The session has ended; nothing more will be read.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Waiting for a BDAT chunk's or DATA's bytes (the driver uses the data
+    /// timeout rather than the command timeout).
+    pub fn reading_body(&self) -> bool {
+        !matches!(self.body, Body::None)
+    }
+
+    /// The next thing for the driver to do, consuming input as needed; `None`
+    /// when more input (or an answer) is needed first.
+    pub fn handle(&mut self, input: &mut Input) -> Option<Event> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            if self.closed || self.pending.is_some() {
+                return None;
+            }
+            let progressed = match self.body {
+                Body::None => self.read_command(input),
+                Body::Data(_) => self.read_data(input),
+                Body::Bdat { .. } => self.read_bdat(input),
+                Body::Discard { .. } => self.read_discard(input),
+            };
+            if !progressed {
+                return None;
+            }
+        }
+    }
+
+    /// Gives the answer to the last [`Event::Ask`].
+    pub fn answer(&mut self, answer: Answer) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match (pending, answer) {
+            (Pending::Sender(from, params), Answer::Accept) => {
+                self.tx = Some(Transaction {
+                    from,
+                    params,
+                    rcpts: Vec::new(),
+                    rcpt_attempts: 0,
+                    bdat: false,
+                    begun: false,
+                });
+                self.reply(Row::SenderOk.reply());
+            }
+            (Pending::Recipient(to), Answer::Accept) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.rcpts.push(to);
+                }
+                self.reply(Row::RecipientOk.reply());
+            }
+            (Pending::BeginData, Answer::Accept) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.begun = true;
+                }
+                self.body = Body::Data(DotDecoder::new(self.cfg.max_message_size));
+                self.reply(Row::StartData.reply());
+            }
+            (Pending::BeginBdat { size, last }, Answer::Accept) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.begun = true;
+                    tx.bdat = true;
+                }
+                self.bdat_size = 0;
+                self.bdat_check = LineEndingCheck::default();
+                self.body = Body::Bdat {
+                    remaining: size,
+                    last,
+                    chunk: size,
+                };
+            }
+            (Pending::BeginBdat { size, .. }, Answer::Refuse(reply)) => {
+                // RFC 3030 2: the chunk is read whatever the reply.
+                self.tx = None;
+                self.body = Body::Discard {
+                    remaining: size,
+                    then: reply,
+                };
+            }
+            (Pending::Deliver, Answer::Delivered(id)) => {
+                self.tx = None;
+                self.reply(Row::Queued.reply_with(&id));
+            }
+            (Pending::Status, Answer::Status(lines)) => {
+                self.reply(Row::Status.reply_lines(lines));
+            }
+            (Pending::BeginData | Pending::Deliver, Answer::Refuse(reply)) => {
+                // RFC 5321 4.1.1.4: whatever the reply, the transaction is over.
+                self.tx = None;
+                self.reply(reply);
+            }
+            (Pending::TlsHandshake, _) => {}
+            (_, Answer::Refuse(reply)) => self.reply(reply),
+            (_, _) => self.reply(Row::LocalError.reply()),
+        }
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: RFC 3207 4.2, the session
+    /// starts over and forgets everything learnt before.
+    pub fn tls_established(&mut self) {
+        self.pending = None;
+        self.cfg.tls = true;
+        self.greeting = None;
+        self.tx = None;
+        self.body = Body::None;
+        self.discarding_line = false;
+    }
+
+    /// Ends the session from outside (timeout, shutdown) with `reply`.
+    pub fn close_with(&mut self, reply: Reply) -> Vec<Event> {
+        let mut out: Vec<Event> = self.events.drain(..).collect();
+        if self.tx.as_ref().is_some_and(|t| t.begun) {
+            out.push(Event::AbortMessage);
+        }
+        self.tx = None;
+        out.push(Event::Reply(reply));
+        out.push(Event::Close);
+        self.closed = true;
+        out
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        self.events.push_back(Event::Reply(reply));
+    }
+
+    fn ask(&mut self, pending: Pending, question: Question) {
+        self.pending = Some(pending);
+        self.events.push_back(Event::Ask(question));
+    }
+
+    /// A reply that counts as a protocol error (RFC 5321 4.2.5 does not bound
+    /// them; we do, as Postfix's smtpd_hard_error_limit does).
+    fn error(&mut self, reply: Reply) {
+        self.reply(reply);
+        self.errors += 1;
+        if self.errors >= self.cfg.max_errors {
+            self.abort_message_if_begun();
+            self.reply(Row::TooManyErrors.reply());
+            self.events.push_back(Event::Close);
+            self.closed = true;
+        }
+    }
+
+    fn abort_message_if_begun(&mut self) {
+        if self.tx.as_ref().is_some_and(|t| t.begun) {
+            self.events.push_back(Event::AbortMessage);
+        }
+    }
+
+    fn bad_sequence(&mut self, what: &str) {
+        self.error(Row::BadSequence.reply_with(what));
+    }
+
+    fn read_command(&mut self, input: &mut Input) -> bool {
+        let data = input.data();
+        if self.discarding_line {
+            // The rest of an over-long line is dropped before the next command.
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    input.consume(i + 1);
+                    self.discarding_line = false;
+                    return true;
+                }
+                None => {
+                    let n = data.len();
+                    input.consume(n);
+                    return false;
+                }
+            }
+        }
+        let Some(lf) = data.iter().position(|&b| b == b'\n') else {
+            if data.len() >= self.cfg.max_line {
+                let n = data.len();
+                input.consume(n);
+                self.discarding_line = true;
+                self.error(Row::LineTooLong.reply());
+                return true;
+            }
+            return false;
+        };
+        // Commands end with CRLF; a bare LF is tolerated here as Postfix does
+        // (only in DATA does it matter for smuggling, and there it never ends a line).
+        if lf + 1 > self.cfg.max_line {
+            input.consume(lf + 1);
+            self.error(Row::LineTooLong.reply());
+            return true;
+        }
+        let line_end = if lf > 0 && data[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        let parsed = command::parse(&data[..line_end]);
+        input.consume(lf + 1);
+        match parsed {
+            Ok(cmd) => self.command(cmd, input),
+            Err(CommandError::Unknown) => self.error(Row::UnknownCommand.reply()),
+            Err(CommandError::Syntax(usage)) => self.error(Row::Syntax.reply_with(usage)),
+            Err(CommandError::Greeting(verb)) => self.error(Row::EhloSyntax.reply_with(verb)),
+            Err(CommandError::BdatSyntax) => {
+                // RFC 3030 2: without a readable size the chunk cannot be skipped;
+                // the connection cannot be kept in sync, so it ends.
+                self.reply(Row::Syntax.reply_with("BDAT <size> [LAST]"));
+                self.abort_message_if_begun();
+                self.tx = None;
+                self.reply(Row::TooManyErrors.reply());
+                self.events.push_back(Event::Close);
+                self.closed = true;
+            }
+        }
+        true
+    }
+
+    fn command(&mut self, cmd: Command, input: &mut Input) {
+        match cmd {
+            Command::Ehlo(name) | Command::Helo(name)
+                if self.tx.as_ref().is_some_and(|t| t.bdat) =>
+            {
+                let _ = name;
+                self.bad_sequence("BDAT transaction in progress, send RSET");
+            }
+            Command::Ehlo(name) => {
+                // RFC 5321 4.1.4: EHLO resets the transaction.
+                self.tx = None;
+                self.greeting = Some(Greeting { name, esmtp: true });
+                let reply = Row::Ehlo.reply_lines(self.ehlo_lines());
+                self.reply(reply);
+            }
+            Command::Helo(name) => {
+                self.tx = None;
+                self.greeting = Some(Greeting { name, esmtp: false });
+                self.reply(Row::Helo.reply_with(&self.cfg.hostname.clone()));
+            }
+            Command::Mail(args) => self.mail(&args),
+            Command::Rcpt(args) => self.rcpt(&args),
+            Command::Data => self.data(),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Rset => {
+                self.abort_message_if_begun();
+                self.tx = None;
+                self.reply(Row::Ok.reply());
+            }
+            Command::Noop => self.reply(Row::Ok.reply()),
+            // RFC 5321 3.5.3: 252 when we will not say whether a user exists.
+            Command::Vrfy => self.reply(Row::Vrfy.reply()),
+            Command::Help(topic) => self.help(topic.as_deref()),
+            Command::Quit => {
+                self.abort_message_if_begun();
+                self.tx = None;
+                self.reply(Row::Bye.reply());
+                self.events.push_back(Event::Close);
+                self.closed = true;
+            }
+            Command::StartTls => self.starttls(input),
+            // AUTH is not offered on this listener (RFC 4954 is not enabled here).
+            Command::Auth(_) => self.error(Row::NotImplemented.reply()),
+            Command::NotImplemented => self.error(Row::NotImplemented.reply()),
+        }
+    }
+
+    fn ehlo_lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            self.cfg.hostname.clone(),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.cfg.max_message_size),
+            "8BITMIME".to_string(),
+            "SMTPUTF8".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "CHUNKING".to_string(),
+        ];
+        if self.cfg.starttls && !self.cfg.tls {
+            lines.push("STARTTLS".to_string());
+        }
+        lines
+    }
+
+    fn esmtp(&self) -> bool {
+        self.greeting.as_ref().is_some_and(|g| g.esmtp)
+    }
+
+    fn mail(&mut self, args: &str) {
+        if self.greeting.is_none() {
+            return self.bad_sequence("send EHLO or HELO first");
+        }
+        if self.tx.is_some() {
+            return self.bad_sequence("nested MAIL command");
+        }
+        let Ok((inner, rest)) = address::split_path(args) else {
+            return self.error(Row::BadSenderSyntax.reply());
+        };
+        let params = match self.mail_params(rest) {
+            Ok(p) => p,
+            Err(reply) => return self.error(reply),
+        };
+        let from = match address::parse_reverse_path(inner, params.smtputf8) {
+            Ok(p) => p,
+            Err(AddressError::NeedsUtf8) => return self.error(Row::Utf8NotAnnounced.reply()),
+            Err(AddressError::Syntax) => return self.error(Row::BadSenderSyntax.reply()),
+        };
+        // RFC 1870 6.1: a declared size above our fixed maximum is refused at MAIL.
+        if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
+            return self.reply(Row::SizeExceeded.reply());
+        }
+        let size = params.size;
+        self.ask(
+            Pending::Sender(from.clone(), params),
+            Question::Sender { from, size },
+        );
+    }
+
+    fn mail_params(&self, rest: &str) -> Result<MailParams, Reply> {
+        let utf8_allowed = self.esmtp();
+        let params = command::parse_params(rest, utf8_allowed)
+            .map_err(|()| Row::Syntax.reply_with("MAIL FROM:<address> [parameters]"))?;
+        let mut out = MailParams::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for p in &params {
+            // RFC 1869 / 5321 4.1.2: only parameters of advertised extensions,
+            // none after HELO; each at most once.
+            if !self.esmtp() {
+                return Err(Row::UnknownParameter.reply());
+            }
+            if seen.contains(&p.keyword.as_str()) {
+                return Err(Row::Syntax.reply_with(&format!("duplicate {} parameter", p.keyword)));
+            }
+            seen.push(&p.keyword);
+            match (p.keyword.as_str(), p.value.as_deref()) {
+                ("SIZE", Some(v))
+                    if !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    out.size = Some(v.parse().unwrap_or(u64::MAX));
+                }
+                ("SIZE", _) => return Err(Row::Syntax.reply_with("SIZE=<octets>")),
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.body_8bit = false,
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.body_8bit = true,
+                ("BODY", _) => return Err(Row::Syntax.reply_with("BODY=7BIT|8BITMIME")),
+                ("SMTPUTF8", None) => out.smtputf8 = true,
+                ("SMTPUTF8", Some(_)) => {
+                    return Err(Row::Syntax.reply_with("SMTPUTF8 takes no value"))
+                }
+                _ => return Err(Row::UnknownParameter.reply()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn rcpt(&mut self, args: &str) {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.bad_sequence("send MAIL first");
+        };
+        if tx.bdat {
+            return self.bad_sequence("RCPT after BDAT");
+        }
+        let utf8 = tx.params.smtputf8;
+        let size = tx.params.size;
+        let Ok((inner, rest)) = address::split_path(args) else {
+            return self.error(Row::BadRecipientSyntax.reply());
+        };
+        match command::parse_params(rest, utf8) {
+            Ok(p) if p.is_empty() => {}
+            // No RCPT parameter is advertised (DSN is not offered yet).
+            Ok(_) => return self.error(Row::UnknownParameter.reply()),
+            Err(()) => return self.error(Row::Syntax.reply_with("RCPT TO:<address> [parameters]")),
+        }
+        let to = match address::parse_forward_path(inner, utf8) {
+            Ok(p) => p,
+            Err(AddressError::NeedsUtf8) => return self.error(Row::Utf8NotAnnounced.reply()),
+            Err(AddressError::Syntax) => return self.error(Row::BadRecipientSyntax.reply()),
+        };
+        if let Some(tx) = self.tx.as_mut() {
+            tx.rcpt_attempts += 1;
+            // RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
+            if tx.rcpts.len() >= self.cfg.max_recipients {
+                return self.reply(Row::TooManyRecipients.reply());
+            }
+        }
+        self.ask(
+            Pending::Recipient(to.clone()),
+            Question::Recipient { to, size },
+        );
+    }
+
+    fn data(&mut self) {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.bad_sequence("send MAIL and RCPT first");
+        };
+        if tx.bdat {
+            return self.bad_sequence("DATA after BDAT");
+        }
+        if tx.rcpts.is_empty() {
+            if tx.rcpt_attempts == 0 {
+                return self.bad_sequence("send RCPT first");
+            }
+            // RFC 2920 3.1: RCPTs were tried and all refused.
+            return self.reply(Row::NoValidRecipients.reply());
+        }
+        self.ask(Pending::BeginData, Question::BeginMessage);
+    }
+
+    fn bdat(&mut self, size: u64, last: bool) {
+        // RFC 3030 2: the chunk's bytes follow the command in any case; a refused
+        // BDAT still reads them so the stream stays in sync.
+        let refusal = match self.tx.as_ref() {
+            None => Some(Row::BadSequence.reply_with("send MAIL and RCPT first")),
+            Some(tx) if tx.begun && !tx.bdat => {
+                Some(Row::BadSequence.reply_with("BDAT after DATA"))
+            }
+            Some(tx) if tx.rcpts.is_empty() && tx.rcpt_attempts == 0 => {
+                Some(Row::BadSequence.reply_with("send RCPT first"))
+            }
+            Some(tx) if tx.rcpts.is_empty() => Some(Row::NoValidRecipients.reply()),
+            Some(_) => None,
+        };
+        if let Some(reply) = refusal {
+            if reply.code.get() == 503 {
+                self.errors += 1;
+            }
+            self.body = Body::Discard {
+                remaining: size,
+                then: reply,
+            };
+            return;
+        }
+        let begun = self.tx.as_ref().is_some_and(|t| t.begun);
+        if begun {
+            self.body = Body::Bdat {
+                remaining: size,
+                last,
+                chunk: size,
+            };
+        } else {
+            self.ask(Pending::BeginBdat { size, last }, Question::BeginMessage);
+        }
+    }
+
+    fn help(&mut self, topic: Option<&str>) {
+        match topic.map(str::to_ascii_uppercase).as_deref() {
+            Some("STATUS") if self.cfg.status_allowed => {
+                self.ask(Pending::Status, Question::Status)
+            }
+            None | Some("STATUS") => {
+                let reply = Row::Help.reply_lines([
+                    "Pillarbox ESMTP server",
+                    "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
+                    "extensions: PIPELINING SIZE 8BITMIME SMTPUTF8 ENHANCEDSTATUSCODES CHUNKING STARTTLS",
+                    "HELP <command> explains a command; `pillarbox explain <code>` explains a reply",
+                    "documentation: https://www.rfc-editor.org/rfc/rfc5321 and the Pillarbox README",
+                ]);
+                self.reply(reply);
+            }
+            Some(cmd) => {
+                let text = match cmd {
+                    "EHLO" => "EHLO <domain>: greet the server and list its extensions",
+                    "HELO" => "HELO <domain>: greet the server without extensions",
+                    "MAIL" => {
+                        "MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]: start a message"
+                    }
+                    "RCPT" => "RCPT TO:<address>: add a recipient",
+                    "DATA" => "DATA: send the message, ended by a line with a single dot",
+                    "BDAT" => "BDAT <size> [LAST]: send the message in chunks of exact size",
+                    "RSET" => "RSET: abandon the current message",
+                    "NOOP" => "NOOP: do nothing, reply 250",
+                    "VRFY" => "VRFY <address>: not answered (252); send the message instead",
+                    "HELP" => "HELP [command]: this help",
+                    "QUIT" => "QUIT: end the session",
+                    "STARTTLS" => "STARTTLS: begin TLS, then EHLO again",
+                    _ => "unknown command; HELP lists the commands",
+                };
+                self.reply(Row::Help.reply_with(text));
+            }
+        }
+    }
+
+    fn starttls(&mut self, input: &mut Input) {
+        if self.cfg.tls {
+            return self.error(Row::TlsAlready.reply());
+        }
+        if !self.cfg.starttls {
+            return self.reply(Row::TlsNotAvailable.reply());
+        }
+        if self.tx.is_some() {
+            return self.bad_sequence("STARTTLS inside a mail transaction");
+        }
+        // RFC 3207 4.2 / CVE-2011-0411: plaintext pipelined after STARTTLS is discarded.
+        input.clear();
+        self.reply(Row::TlsReady.reply());
+        self.events.push_back(Event::StartTls);
+        self.pending = Some(Pending::TlsHandshake);
+    }
+
+    fn read_data(&mut self, input: &mut Input) -> bool {
+        let Body::Data(decoder) = &mut self.body else {
+            return false;
+        };
+        let data = input.data();
+        if data.is_empty() {
+            return false;
+        }
+        let mut out = Vec::with_capacity(data.len());
+        let r = decoder.decode(data, &mut out);
+        input.consume(r.consumed);
+        if !out.is_empty() {
+            self.events.push_back(Event::Body(out));
+        }
+        if r.ended {
+            let (size, oversize, bare) = (
+                decoder.size(),
+                decoder.oversize(),
+                decoder.bare_line_ending(),
+            );
+            self.body = Body::None;
+            self.finish_message(size, oversize, bare);
+        }
+        true
+    }
+
+    fn read_bdat(&mut self, input: &mut Input) -> bool {
+        let Body::Bdat {
+            remaining,
+            last,
+            chunk,
+        } = &mut self.body
+        else {
+            return false;
+        };
+        if *remaining > 0 {
+            let data = input.data();
+            if data.is_empty() {
+                return false;
+            }
+            let n = (*remaining).min(data.len() as u64) as usize;
+            let bytes = &data[..n];
+            self.bdat_check.feed(bytes);
+            let before = self.bdat_size;
+            self.bdat_size = self.bdat_size.saturating_add(n as u64);
+            if before < self.cfg.max_message_size {
+                let keep = ((self.cfg.max_message_size - before) as usize).min(n);
+                self.events.push_back(Event::Body(bytes[..keep].to_vec()));
+            }
+            *remaining -= n as u64;
+            input.consume(n);
+            if *remaining > 0 {
+                return true;
+            }
+        }
+        let (last, chunk) = (*last, *chunk);
+        self.body = Body::None;
+        let oversize = self.bdat_size > self.cfg.max_message_size;
+        if last {
+            let bare = self.bdat_check.finish();
+            self.finish_message(self.bdat_size, oversize, bare);
+        } else if oversize {
+            // RFC 3030 2 / RFC 1870: refuse as soon as the limit is crossed.
+            self.events.push_back(Event::AbortMessage);
+            self.tx = None;
+            self.reply(Row::SizeExceeded.reply());
+        } else {
+            self.reply(Row::BdatReceived.reply_with(&chunk.to_string()));
+        }
+        true
+    }
+
+    fn read_discard(&mut self, input: &mut Input) -> bool {
+        let Body::Discard { remaining, .. } = &mut self.body else {
+            return false;
+        };
+        let n = (*remaining).min(input.len() as u64);
+        input.consume(n as usize);
+        *remaining -= n;
+        if *remaining > 0 {
+            return n > 0;
+        }
+        if let Body::Discard { then, .. } = std::mem::replace(&mut self.body, Body::None) {
+            self.reply(then);
+        }
+        true
+    }
+
+    fn finish_message(&mut self, size: u64, oversize: bool, bare: bool) {
+        if oversize {
+            self.events.push_back(Event::AbortMessage);
+            self.tx = None;
+            self.reply(Row::SizeExceeded.reply());
+        } else if bare {
+            self.events.push_back(Event::AbortMessage);
+            self.tx = None;
+            self.reply(Row::BareLineEnding.reply());
+        } else {
+            self.ask(Pending::Deliver, Question::Deliver { size });
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Golden dialogs: `tests/dialogs/*.dialog` run against the pure session.
+//!
+//! A dialog is a transcript, in the spirit of Postfix's `.in`/`.ref` files:
+//! - `C: text` — a command line the client sends (CRLF appended);
+//! - `C~ bytes` — raw bytes with escapes `\r`, `\n`, `\\`, `\xHH` (nothing appended);
+//! - `S: text` — one line the server sends (CRLF removed);
+//! - `M~ bytes` — the content of a message handed to storage for delivery;
+//! - `X: closed` / `X: starttls` / `X: abort` — the session closes, starts TLS,
+//!   drops the message it began;
+//! - `! timeout` / `! shutdown` — the driver ends the session (command timeout,
+//!   server drain) as the server does;
+//! - `@key value` — settings: `hostname`, `max_size`, `max_recipients`,
+//!   `max_errors`, `max_line`, `starttls on|off`, `tls on|off`, `status on|off`;
+//! - `#` comments and blank lines.
+//!
+//! Consecutive client lines are sent in one batch (as a pipelining client
+//! would); the session runs until it needs more input, and everything it did
+//! is compared with the expected lines that follow.
+//!
+//! The fake policy the dialogs run with: local domains are `example.test`,
+//! `localhost` and `[127.0.0.1]`; local part `unknown` -> 550 5.1.1, `full` ->
+//! 452 4.2.2, `locked` -> 450 4.2.1, `disabled` -> 550 5.2.1, `grey` -> 450
+//! 4.2.0 (300 s); other domains -> 554 5.7.1; sender `nospace@...` -> 452
+//! 4.3.1; deliveries get queue ids Q1, Q2 ...
+
+use std::path::Path;
+
+use pillarbox_codes::Row;
+use pillarbox_proto::{
+    Answer, Event, ForwardPath, Input, Question, ReversePath, Session, SessionConfig,
+};
+
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            match b[i + 1] {
+                b'r' => out.push(b'\r'),
+                b'n' => out.push(b'\n'),
+                b'\\' => out.push(b'\\'),
+                b'x' => {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("hex escape");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+                    i += 2;
+                }
+                c => panic!("unknown escape \\{}", c as char),
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn escape(b: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in b {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s
+}
+
+fn policy(q: &Question, delivered: &mut u32) -> Answer {
+    match q {
+        Question::Sender { from, .. } => match from {
+            ReversePath::Mailbox(m) if m.local == "nospace" => {
+                Answer::Refuse(Row::InsufficientStorage.reply())
+            }
+            _ => Answer::Accept,
+        },
+        Question::Recipient { to, .. } => match to {
+            ForwardPath::Postmaster => Answer::Accept,
+            ForwardPath::Mailbox(m) => {
+                let local_domain = ["example.test", "localhost", "[127.0.0.1]"]
+                    .contains(&m.domain.lowercase().as_str());
+                if !local_domain {
+                    return Answer::Refuse(Row::RelayDenied.reply());
+                }
+                match m.local_unquoted().to_lowercase().as_str() {
+                    "unknown" => Answer::Refuse(Row::NoSuchUser.reply()),
+                    "full" => Answer::Refuse(Row::MailboxFull.reply()),
+                    "locked" => Answer::Refuse(Row::MailboxUnavailable.reply()),
+                    "disabled" => Answer::Refuse(Row::MailboxDisabled.reply()),
+                    "grey" => Answer::Refuse(Row::Greylisted.reply_with("300")),
+                    _ => Answer::Accept,
+                }
+            }
+        },
+        Question::BeginMessage => Answer::Accept,
+        Question::Deliver { .. } => {
+            *delivered += 1;
+            Answer::Delivered(format!("Q{delivered}"))
+        }
+        Question::Status => Answer::Status(vec!["Pillarbox test".into(), "sessions 1".into()]),
+    }
+}
+
+fn run_dialog(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("read dialog");
+    let mut cfg = SessionConfig {
+        hostname: "mx.example.test".into(),
+        starttls: true,
+        ..SessionConfig::default()
+    };
+    // Settings first: they may appear anywhere but apply to the whole dialog.
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('@') {
+            let (k, v) = rest.split_once(' ').unwrap_or((rest, ""));
+            let on = v == "on";
+            match k {
+                "hostname" => cfg.hostname = v.into(),
+                "max_size" => cfg.max_message_size = v.parse().unwrap(),
+                "max_recipients" => cfg.max_recipients = v.parse().unwrap(),
+                "max_errors" => cfg.max_errors = v.parse().unwrap(),
+                "max_line" => cfg.max_line = v.parse().unwrap(),
+                "starttls" => cfg.starttls = on,
+                "tls" => cfg.tls = on,
+                "status" => cfg.status_allowed = on,
+                _ => panic!("{}: unknown setting @{k}", path.display()),
+            }
+        }
+    }
+    let mut session = Session::new(cfg);
+    let mut input = Input::new();
+    let mut delivered = 0;
+    let mut message = Vec::new();
+    let mut actual = vec![format!("S: {}", session.greeting().to_wire().trim_end())];
+    let mut expected = Vec::new();
+    let mut pending_client = false;
+
+    let mut run = |session: &mut Session,
+                   input: &mut Input,
+                   actual: &mut Vec<String>,
+                   message: &mut Vec<u8>| {
+        let mut guard = 0;
+        while let Some(ev) = session.handle(input) {
+            guard += 1;
+            assert!(guard < 100_000, "session does not settle");
+            match ev {
+                Event::Reply(r) => actual.extend(r.to_wire().lines().map(|l| format!("S: {l}"))),
+                Event::Ask(q) => {
+                    if let Question::Deliver { .. } = q {
+                        actual.push(format!("M~ {}", escape(message)));
+                        message.clear();
+                    }
+                    let a = policy(&q, &mut delivered);
+                    session.answer(a);
+                }
+                Event::Body(b) => message.extend_from_slice(&b),
+                Event::AbortMessage => {
+                    actual.push("X: abort".into());
+                    message.clear();
+                }
+                Event::StartTls => {
+                    actual.push("X: starttls".into());
+                    session.tls_established();
+                }
+                Event::Close => actual.push("X: closed".into()),
+            }
+        }
+    };
+
+    for line in text.lines() {
+        if line.starts_with('#') || line.starts_with('@') || line.trim().is_empty() {
+            continue;
+        }
+        if let Some(what) = line.strip_prefix("! ") {
+            if pending_client {
+                run(&mut session, &mut input, &mut actual, &mut message);
+                pending_client = false;
+            }
+            let hostname = session.config().hostname.clone();
+            let reply = match what {
+                "timeout" => Row::Timeout.reply(),
+                "shutdown" => Row::ShuttingDown.reply_with(&hostname),
+                _ => panic!("unknown driver action {what}"),
+            };
+            for ev in session.close_with(reply) {
+                match ev {
+                    Event::Reply(r) => {
+                        actual.extend(r.to_wire().lines().map(|l| format!("S: {l}")))
+                    }
+                    Event::AbortMessage => actual.push("X: abort".into()),
+                    Event::Close => actual.push("X: closed".into()),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        } else if let Some(c) = line.strip_prefix("C: ").or((line == "C:").then_some("")) {
+            input.extend(c.as_bytes());
+            input.extend(b"\r\n");
+            pending_client = true;
+        } else if let Some(c) = line.strip_prefix("C~ ") {
+            input.extend(&unescape(c));
+            pending_client = true;
+        } else {
+            if pending_client {
+                run(&mut session, &mut input, &mut actual, &mut message);
+                pending_client = false;
+            }
+            expected.push(line.to_string());
+        }
+    }
+    if pending_client {
+        run(&mut session, &mut input, &mut actual, &mut message);
+    }
+    let expected = std::iter::once(actual[0].clone())
+        .chain(expected)
+        .collect::<Vec<_>>();
+    if actual != expected {
+        let mut diff = String::new();
+        for i in 0..actual.len().max(expected.len()) {
+            let a = actual.get(i).map(String::as_str).unwrap_or("<none>");
+            let e = expected.get(i).map(String::as_str).unwrap_or("<none>");
+            let mark = if a == e { "  " } else { "!!" };
+            diff.push_str(&format!("{mark} expected {e:<60} got {a}\n"));
+        }
+        panic!("dialog {} differs:\n{diff}", path.display());
+    }
+}
+
+#[test]
+fn golden_dialogs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dialogs");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dialogs dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dialog"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 30,
+        "expected the full set of dialogs, found {}",
+        paths.len()
+    );
+    let mut failures = Vec::new();
+    for p in &paths {
+        if let Err(e) = std::panic::catch_unwind(|| run_dialog(p)) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(msg);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} dialogs failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n")
+    );
+}

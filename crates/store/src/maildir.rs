@@ -1,0 +1,871 @@
+//! Durable Maildir delivery: "never lose a message".
+//!
+//! The server answers `250` to the end of DATA only after [`IncomingMessage::commit`]
+//! returns `Ok` (RFC 5321 4.1.1.4: the receiver must not lose the message once it has
+//! said so). The path of one message:
+//!
+//! 1. [`MaildirStore::begin`] creates `<data_dir>/spool/<queue_id>`;
+//!    [`IncomingMessage::write`] appends the body, turning CRLF into LF.
+//! 2. [`IncomingMessage::commit`] fsyncs the spool file, hard-links it into every
+//!    recipient's `new/` (one write, however many recipients), fsyncs each `new/`
+//!    directory, and only then unlinks the spool file.
+//!
+//! A crash at any point leaves either a complete message in `new/` or a leftover in
+//! the spool, which [`MaildirStore::open`] removes: the client never got its `250`,
+//! so it still holds the message and will send it again.
+//!
+//! The layout is Dovecot's `mail_location = maildir:<data_dir>/mail/%d/%n/Maildir`,
+//! and file names follow the Maildir convention (<https://cr.yp.to/proto/maildir.html>)
+//! with Dovecot's `,S=` and `,W=` size fields, so Dovecot can serve the mail directly.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::StoreError;
+
+/// Size of the write buffer over a spool file: large enough that a typical message
+/// costs a handful of system calls, small enough to hold per session.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// How many fresh names to try when a name is already taken in `new/`. A clash needs
+/// the same second, microsecond, pid and counter (a clock stepped back across a
+/// restart that reused our pid), so a second attempt practically always succeeds.
+const NAME_ATTEMPTS: u32 = 8;
+
+/// Mode of the message files: mail is private to its owner (as Postfix local(8)
+/// and Dovecot write it).
+const FILE_MODE: u32 = 0o600;
+
+/// Mode of the directories the store creates.
+const DIR_MODE: u32 = 0o700;
+
+/// The `Q<n>` part of Maildir names: unique within this process, so two sessions
+/// delivering in the same microsecond still pick different names.
+static DELIVERY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A local mailbox: the `%d` and `%n` of the Maildir path.
+///
+/// Both parts become directory names, so [`MailboxAddr::validate`] refuses anything
+/// that could leave its directory or hide in it. The caller lower-cases both parts
+/// before building one; the store does not change them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxAddr {
+    /// The domain, e.g. `example.test`.
+    pub domain: String,
+    /// The local part, e.g. `alice`.
+    pub user: String,
+}
+
+impl MailboxAddr {
+    /// Builds a mailbox address, refusing names [`MailboxAddr::validate`] refuses.
+    pub fn new(domain: impl Into<String>, user: impl Into<String>) -> Result<Self, StoreError> {
+        let addr = MailboxAddr {
+            domain: domain.into(),
+            user: user.into(),
+        };
+        addr.validate()?;
+        Ok(addr)
+    }
+
+    /// Checks that both parts are safe directory names: not empty, not starting with
+    /// `.` (which also rules out `.` and `..`, and keeps Maildir++ folder names and
+    /// hidden files out), and without `/` or NUL.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_name(&self.domain)?;
+        check_name(&self.user)
+    }
+}
+
+impl fmt::Display for MailboxAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.user, self.domain)
+    }
+}
+
+/// Refuses a name that would not stay one directory entry below its parent.
+fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
+        return Err(StoreError::BadMailbox(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The Maildir store under one data directory.
+#[derive(Debug, Clone)]
+pub struct MaildirStore {
+    data_dir: PathBuf,
+    mail_dir: PathBuf,
+    spool_dir: PathBuf,
+    /// The host name as it goes into file names, already escaped.
+    name_host: String,
+}
+
+impl MaildirStore {
+    /// Opens the store under `data_dir`, creating `<data_dir>/mail` and
+    /// `<data_dir>/spool` when missing (and fsyncing the parent of each directory it
+    /// creates). `hostname` goes into every message file name.
+    ///
+    /// Every file left in the spool is removed: no session runs while the store is
+    /// opened, so a spool file is the remnant of a crash before the `250`, and its
+    /// client still has the message.
+    pub fn open(data_dir: &Path, hostname: &str) -> Result<Self, StoreError> {
+        let mail_dir = data_dir.join("mail");
+        let spool_dir = data_dir.join("spool");
+        ensure_dir(&mail_dir)?;
+        ensure_dir(&spool_dir)?;
+        clear_spool(&spool_dir)?;
+        Ok(MaildirStore {
+            data_dir: data_dir.to_path_buf(),
+            mail_dir,
+            spool_dir,
+            name_host: escape_host(hostname),
+        })
+    }
+
+    /// The data directory the store was opened on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `<data_dir>/mail/<domain>/<user>/Maildir`, the directory Dovecot finds with
+    /// `mail_location = maildir:<data_dir>/mail/%d/%n/Maildir`.
+    ///
+    /// The names are not checked here; [`IncomingMessage::commit`] refuses bad ones
+    /// before touching the disk.
+    pub fn maildir_path(&self, rcpt: &MailboxAddr) -> PathBuf {
+        maildir_path(&self.mail_dir, rcpt)
+    }
+
+    /// Starts one incoming message: creates `<data_dir>/spool/<queue_id>`, which must
+    /// not exist yet. `queue_id` must be a plain file name.
+    pub fn begin(&self, queue_id: &str) -> Result<IncomingMessage, StoreError> {
+        let spool = self.spool_dir.join(queue_id);
+        if queue_id.is_empty() || queue_id.starts_with('.') || queue_id.contains(['/', '\0']) {
+            return Err(StoreError::io(
+                "create spool file",
+                &spool,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "queue id is not a plain file name",
+                ),
+            ));
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&spool)
+            .map_err(|e| StoreError::io("create spool file", &spool, e))?;
+        Ok(IncomingMessage {
+            out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            spool,
+            spool_exists: true,
+            mail_dir: self.mail_dir.clone(),
+            name_host: self.name_host.clone(),
+            lf: LfConverter::default(),
+        })
+    }
+}
+
+/// The result of a successful [`IncomingMessage::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The message file in each recipient's `new/`, one per distinct recipient, in
+    /// the order the recipients were given.
+    pub paths: Vec<PathBuf>,
+    /// Bytes on disk (LF line ends): the `S=` of the file names.
+    pub stored_size: u64,
+    /// Size with CRLF line ends (the RFC 822 size IMAP reports): the `W=`.
+    pub wire_size: u64,
+}
+
+/// One message being received, spooled in `<data_dir>/spool/<queue_id>`.
+///
+/// Dropping it without [`commit`](IncomingMessage::commit) removes the spool file,
+/// so a session that ends mid-DATA leaves nothing behind.
+#[derive(Debug)]
+pub struct IncomingMessage {
+    /// `None` once the writer has been flushed for commit or thrown away.
+    out: Option<BufWriter<File>>,
+    spool: PathBuf,
+    /// False once the spool file has been unlinked.
+    spool_exists: bool,
+    mail_dir: PathBuf,
+    name_host: String,
+    lf: LfConverter,
+}
+
+impl IncomingMessage {
+    /// Appends message bytes in SMTP wire form (lines ended by CRLF).
+    ///
+    /// They are stored with LF line ends, the Maildir convention (what Postfix
+    /// local(8) and Dovecot's own deliveries write): every CR immediately followed by
+    /// LF is dropped, also when the CR ends one call and the LF starts the next. A CR
+    /// not followed by LF is kept.
+    pub fn write(&mut self, wire: &[u8]) -> Result<(), StoreError> {
+        let Some(out) = self.out.as_mut() else {
+            // Unreachable: only commit, abort and drop take the writer, and they
+            // consume the message. An error is still better than a panic.
+            return Err(closed_error(&self.spool));
+        };
+        self.lf
+            .write(out, wire)
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e))
+    }
+
+    /// Bytes stored so far (LF line ends): what goes into `S=`.
+    pub fn stored_size(&self) -> u64 {
+        self.lf.stored
+    }
+
+    /// The size of what has been stored so far with every LF counted as CRLF: what
+    /// goes into `W=`. Dovecot computes the same from the file, so it is the RFC 822
+    /// size IMAP reports; for all-CRLF input it equals the bytes received.
+    pub fn wire_size(&self) -> u64 {
+        self.lf.wire
+    }
+
+    /// Delivers the message durably to every recipient, then removes the spool file.
+    ///
+    /// Flushes and fsyncs the spool file; then for each recipient creates its Maildir
+    /// (`cur`, `new`, `tmp`, fsyncing the parent of each created directory) when
+    /// missing, hard-links the spool file into `new/` under a unique Maildir name, or,
+    /// when the Maildir is on another filesystem, copies it into `tmp/`, fsyncs it and
+    /// renames it into `new/`; and fsyncs `new/`. Duplicate recipients get one copy.
+    ///
+    /// All or nothing: if any recipient fails, the files already placed in other
+    /// `new/` directories are removed again and the error is returned, so the client's
+    /// retry after our 4xx does not duplicate the message. (If that removal itself
+    /// fails, a duplicate is the price; a loss never is.) An empty recipient list
+    /// delivers nothing and succeeds.
+    pub fn commit(mut self, rcpts: &[MailboxAddr]) -> Result<Delivered, StoreError> {
+        let result = self.deliver(rcpts);
+        // Delivered or not, the spool file has done its job. A failed unlink after a
+        // good delivery is not reported: the mail is safe, an error would make the
+        // client send it again, and `open` removes the leftover at the next start.
+        self.discard();
+        result
+    }
+
+    /// Drops the message and removes its spool file (e.g. after RSET, or a body over
+    /// the size limit).
+    pub fn abort(mut self) {
+        self.discard();
+    }
+
+    fn deliver(&mut self, rcpts: &[MailboxAddr]) -> Result<Delivered, StoreError> {
+        let Some(mut out) = self.out.take() else {
+            return Err(closed_error(&self.spool));
+        };
+        self.lf
+            .finish(&mut out)
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("fsync spool file", &self.spool, e))?;
+        drop(file);
+
+        let mut distinct: Vec<&MailboxAddr> = Vec::with_capacity(rcpts.len());
+        for rcpt in rcpts {
+            if !distinct.contains(&rcpt) {
+                // Check every name before the first link, so a bad one costs no undo.
+                rcpt.validate()?;
+                distinct.push(rcpt);
+            }
+        }
+
+        let mut placed = Vec::with_capacity(distinct.len());
+        for rcpt in distinct {
+            match self.deliver_one(rcpt) {
+                Ok(path) => placed.push(path),
+                Err(err) => {
+                    unplace(&placed);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Delivered {
+            paths: placed,
+            stored_size: self.lf.stored,
+            wire_size: self.lf.wire,
+        })
+    }
+
+    /// Places the (fsynced) spool file in one recipient's `new/` and makes the
+    /// directory entry durable.
+    fn deliver_one(&self, rcpt: &MailboxAddr) -> Result<PathBuf, StoreError> {
+        let maildir = maildir_path(&self.mail_dir, rcpt);
+        for sub in ["cur", "new", "tmp"] {
+            ensure_dir(&maildir.join(sub))?;
+        }
+        let new_dir = maildir.join("new");
+        let path = self.place(&maildir, &new_dir)?;
+        // The link or rename is durable only once the directory is synced.
+        if let Err(err) = fsync_dir(&new_dir) {
+            let _ = fs::remove_file(&path);
+            return Err(err);
+        }
+        Ok(path)
+    }
+
+    /// Links the spool file into `new_dir` under a fresh name, falling back to a copy
+    /// when the Maildir is on another filesystem.
+    fn place(&self, maildir: &Path, new_dir: &Path) -> Result<PathBuf, StoreError> {
+        for _ in 0..NAME_ATTEMPTS {
+            let name = self.unique_name();
+            let dest = new_dir.join(&name);
+            match fs::hard_link(&self.spool, &dest) {
+                Ok(()) => return Ok(dest),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    return copy_into(&self.spool, maildir, &name);
+                }
+                Err(e) => return Err(StoreError::io("link message into", &dest, e)),
+            }
+        }
+        Err(StoreError::io(
+            "link message into",
+            new_dir,
+            io::Error::new(io::ErrorKind::AlreadyExists, "no unused file name found"),
+        ))
+    }
+
+    /// `<secs>.M<usecs>P<pid>Q<counter>.<host>,S=<stored>,W=<wire>`: the Maildir
+    /// unique name, with the sizes Dovecot reads instead of stat'ing the file.
+    fn unique_name(&self) -> String {
+        // A clock before 1970 only makes the name less pretty; pid and counter keep
+        // it unique.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let counter = DELIVERY_COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}.M{}P{}Q{}.{},S={},W={}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            counter,
+            self.name_host,
+            self.lf.stored,
+            self.lf.wire,
+        )
+    }
+
+    /// Throws away the writer (without flushing it) and unlinks the spool file.
+    fn discard(&mut self) {
+        if let Some(out) = self.out.take() {
+            // into_parts drops the buffered bytes instead of writing them to a file
+            // we are about to delete.
+            let (file, _unwritten) = out.into_parts();
+            drop(file);
+        }
+        if self.spool_exists {
+            self.spool_exists = false;
+            let _ = fs::remove_file(&self.spool);
+        }
+    }
+}
+
+impl Drop for IncomingMessage {
+    /// An uncommitted message (the session died, the client went away) removes its
+    /// spool file.
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+/// Turns CRLF into LF across a stream of writes and counts both sizes.
+#[derive(Debug, Default)]
+struct LfConverter {
+    /// The last byte of the previous write was a CR, held back until we see whether
+    /// an LF follows.
+    pending_cr: bool,
+    /// Bytes written to the output.
+    stored: u64,
+    /// Bytes written, with every LF counted as CRLF.
+    wire: u64,
+}
+
+impl LfConverter {
+    fn write<W: Write>(&mut self, out: &mut W, wire: &[u8]) -> io::Result<()> {
+        let mut rest = wire;
+        if self.pending_cr {
+            if let Some(&first) = rest.first() {
+                self.pending_cr = false;
+                if first != b'\n' {
+                    self.put(out, b"\r")?;
+                }
+            }
+        }
+        // Hold back a final CR: its LF may start the next write.
+        if let Some((&b'\r', head)) = rest.split_last() {
+            self.pending_cr = true;
+            rest = head;
+        }
+        let mut start = 0;
+        for (i, pair) in rest.windows(2).enumerate() {
+            if pair == b"\r\n" {
+                self.put(out, &rest[start..i])?;
+                // The LF begins the next segment; the CR is skipped.
+                start = i + 1;
+            }
+        }
+        self.put(out, &rest[start..])
+    }
+
+    /// Ends the message: a CR still held back had no LF after it, so it is kept.
+    fn finish<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.put(out, b"\r")?;
+        }
+        Ok(())
+    }
+
+    fn put<W: Write>(&mut self, out: &mut W, bytes: &[u8]) -> io::Result<()> {
+        out.write_all(bytes)?;
+        let len = bytes.len() as u64;
+        let lfs = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.stored += len;
+        // Every stored LF was CRLF on the wire (or, for a bare LF, counts as one, as
+        // Dovecot counts it).
+        self.wire += len + lfs;
+        Ok(())
+    }
+}
+
+fn closed_error(spool: &Path) -> StoreError {
+    StoreError::io(
+        "write spool file",
+        spool,
+        io::Error::other("message already committed or aborted"),
+    )
+}
+
+fn maildir_path(mail_dir: &Path, rcpt: &MailboxAddr) -> PathBuf {
+    mail_dir.join(&rcpt.domain).join(&rcpt.user).join("Maildir")
+}
+
+/// Escapes the host name for a Maildir file name: `/` would make a path and `:`
+/// starts the info part, so both become octal escapes as the convention says.
+fn escape_host(hostname: &str) -> String {
+    let host = if hostname.is_empty() {
+        "localhost"
+    } else {
+        hostname
+    };
+    host.replace('/', "\\057").replace(':', "\\072")
+}
+
+/// Copies the spool file into `<maildir>/tmp/<name>`, fsyncs it and renames it to
+/// `<maildir>/new/<name>`: the classic Maildir delivery, for a Maildir on another
+/// filesystem than the spool. The caller fsyncs `new/`.
+fn copy_into(spool: &Path, maildir: &Path, name: &str) -> Result<PathBuf, StoreError> {
+    let tmp = maildir.join("tmp").join(name);
+    let dest = maildir.join("new").join(name);
+    let result = (|| {
+        let mut src = File::open(spool).map_err(|e| StoreError::io("open spool file", spool, e))?;
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create message file", &tmp, e))?;
+        // A failed copy is nearly always the destination filling up, so it is
+        // blamed on the destination.
+        io::copy(&mut src, &mut dst).map_err(|e| StoreError::io("copy message to", &tmp, e))?;
+        dst.sync_all()
+            .map_err(|e| StoreError::io("fsync message file", &tmp, e))?;
+        fs::rename(&tmp, &dest).map_err(|e| StoreError::io("move message into", &dest, e))
+    })();
+    match result {
+        Ok(()) => Ok(dest),
+        Err(err) => {
+            let _ = fs::remove_file(&tmp);
+            Err(err)
+        }
+    }
+}
+
+/// Undoes the deliveries of a failed commit. Best effort: see `commit`.
+fn unplace(placed: &[PathBuf]) {
+    for path in placed {
+        if fs::remove_file(path).is_ok() {
+            if let Some(dir) = path.parent() {
+                let _ = fsync_dir(dir);
+            }
+        }
+    }
+}
+
+/// Creates `path` and any missing ancestors, fsyncing the parent of each directory
+/// created so the new entry survives a crash (fsync(2): syncing a file does not sync
+/// the directory entry pointing to it).
+fn ensure_dir(path: &Path) -> Result<(), StoreError> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(StoreError::io(
+                "create directory",
+                path,
+                io::Error::from_raw_os_error(libc::ENOTDIR),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("create directory", path, e)),
+    }
+    // A relative path's last ancestor is "", which means the current directory.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    ensure_dir(parent)?;
+    match DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => fsync_dir(parent),
+        // Another session created it between our stat and mkdir.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(StoreError::io("create directory", path, e)),
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync directory", dir, e))
+}
+
+/// Removes every file in the spool. Subdirectories are left alone: we never create
+/// them, so they are someone else's.
+fn clear_spool(spool_dir: &Path) -> Result<(), StoreError> {
+    let entries =
+        fs::read_dir(spool_dir).map_err(|e| StoreError::io("read spool", spool_dir, e))?;
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("read spool", spool_dir, e))?;
+        let path = entry.path();
+        let file_type = entry
+            .file_type()
+            .map_err(|e| StoreError::io("stat spool file", &path, e))?;
+        if file_type.is_dir() {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove spool file", &path, e)),
+        }
+    }
+    if removed {
+        fsync_dir(spool_dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn store() -> (tempfile::TempDir, MaildirStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MaildirStore::open(dir.path(), "mx.example.test").expect("open");
+        (dir, store)
+    }
+
+    fn rcpt(user: &str) -> MailboxAddr {
+        MailboxAddr::new("example.test", user).expect("valid mailbox")
+    }
+
+    fn entries(dir: &Path) -> Vec<PathBuf> {
+        match fs::read_dir(dir) {
+            Ok(rd) => rd.map(|e| e.expect("dir entry").path()).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("read_dir {}: {e}", dir.display()),
+        }
+    }
+
+    fn spool_entries(store: &MaildirStore) -> Vec<PathBuf> {
+        entries(&store.data_dir().join("spool"))
+    }
+
+    fn new_entries(store: &MaildirStore, user: &str) -> Vec<PathBuf> {
+        entries(&store.maildir_path(&rcpt(user)).join("new"))
+    }
+
+    fn convert(chunks: &[&[u8]]) -> (Vec<u8>, u64, u64) {
+        let mut lf = LfConverter::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            lf.write(&mut out, chunk).expect("write to vec");
+        }
+        lf.finish(&mut out).expect("finish");
+        (out, lf.stored, lf.wire)
+    }
+
+    #[test]
+    fn two_recipients_share_one_inode() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"Subject: hi\r\n\r\nbody\r\n").expect("write");
+        let delivered = msg.commit(&[rcpt("alice"), rcpt("bob")]).expect("commit");
+
+        assert_eq!(delivered.paths.len(), 2);
+        let a = fs::metadata(&delivered.paths[0]).expect("alice's file");
+        let b = fs::metadata(&delivered.paths[1]).expect("bob's file");
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(a.dev(), b.dev());
+        // Two links, not three: the spool link is gone.
+        assert_eq!(a.nlink(), 2);
+        assert!(spool_entries(&store).is_empty());
+        assert_eq!(
+            new_entries(&store, "alice"),
+            vec![delivered.paths[0].clone()]
+        );
+        assert_eq!(new_entries(&store, "bob"), vec![delivered.paths[1].clone()]);
+    }
+
+    #[test]
+    fn maildir_gets_cur_new_tmp() {
+        let (_dir, store) = store();
+        let msg = store.begin("q1").expect("begin");
+        msg.commit(&[rcpt("alice")]).expect("commit");
+        let maildir = store.maildir_path(&rcpt("alice"));
+        assert_eq!(
+            maildir,
+            store.data_dir().join("mail/example.test/alice/Maildir")
+        );
+        for sub in ["cur", "new", "tmp"] {
+            assert!(maildir.join(sub).is_dir(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn stored_content_has_lf_line_ends_and_sizes_in_name() {
+        let (_dir, store) = store();
+        let wire = b"Subject: hi\r\n\r\nline one\r\nline two\r\n";
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(wire).expect("write");
+        assert_eq!(msg.wire_size(), wire.len() as u64);
+        let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
+
+        let stored = fs::read(&delivered.paths[0]).expect("read message");
+        assert_eq!(stored, b"Subject: hi\n\nline one\nline two\n");
+        assert_eq!(delivered.stored_size, stored.len() as u64);
+        assert_eq!(delivered.wire_size, wire.len() as u64);
+
+        let name = delivered.paths[0]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name");
+        let suffix = format!(",S={},W={}", stored.len(), wire.len());
+        assert!(name.ends_with(&suffix), "{name}");
+        assert!(name.contains(".mx.example.test,S="), "{name}");
+        let pid = format!("P{}Q", std::process::id());
+        assert!(name.contains(&pid), "{name}");
+    }
+
+    #[test]
+    fn crlf_split_across_two_writes_becomes_one_lf() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"a\r").expect("write");
+        msg.write(b"\nb\r\n").expect("write");
+        assert_eq!(msg.stored_size(), 4);
+        assert_eq!(msg.wire_size(), 6);
+        let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
+        assert_eq!(fs::read(&delivered.paths[0]).expect("read"), b"a\nb\n");
+    }
+
+    #[test]
+    fn bare_cr_is_kept_even_at_a_write_boundary_or_the_end() {
+        assert_eq!(convert(&[b"a\rb\r\n"]).0, b"a\rb\n");
+        assert_eq!(convert(&[b"a\r", b"b"]).0, b"a\rb");
+        assert_eq!(convert(&[b"a\r", b"\r", b"\n"]).0, b"a\r\n");
+        assert_eq!(convert(&[b"a\r"]), (b"a\r".to_vec(), 2, 2));
+        assert_eq!(convert(&[b"\r", b"", b"\n"]).0, b"\n");
+    }
+
+    #[test]
+    fn bare_lf_counts_as_crlf_in_wire_size() {
+        // Dovecot computes W= as if every LF were CRLF; ours must agree with it.
+        assert_eq!(convert(&[b"a\nb\r\n"]), (b"a\nb\n".to_vec(), 4, 6));
+    }
+
+    #[test]
+    fn abort_leaves_no_spool_file_and_nothing_delivered() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"x\r\n").expect("write");
+        assert_eq!(spool_entries(&store).len(), 1);
+        msg.abort();
+        assert!(spool_entries(&store).is_empty());
+        assert!(new_entries(&store, "alice").is_empty());
+    }
+
+    #[test]
+    fn drop_without_commit_leaves_no_spool_file() {
+        let (_dir, store) = store();
+        {
+            let mut msg = store.begin("q1").expect("begin");
+            // Bigger than the buffer, so part of it reached the file.
+            msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
+        }
+        assert!(spool_entries(&store).is_empty());
+        assert!(new_entries(&store, "alice").is_empty());
+    }
+
+    #[test]
+    fn open_removes_leftover_spool_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = dir.path().join("spool");
+        fs::create_dir_all(&spool).expect("mkdir spool");
+        fs::write(spool.join("crashed-1"), b"half a message").expect("write");
+        fs::write(spool.join("crashed-2"), b"").expect("write");
+        let store = MaildirStore::open(dir.path(), "mx").expect("open");
+        assert!(spool_entries(&store).is_empty());
+        assert!(dir.path().join("mail").is_dir());
+    }
+
+    #[test]
+    fn open_creates_a_missing_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("a/b/data");
+        let store = MaildirStore::open(&data, "mx").expect("open");
+        assert!(data.join("mail").is_dir());
+        assert!(data.join("spool").is_dir());
+        assert_eq!(store.data_dir(), data);
+    }
+
+    #[test]
+    fn failing_second_recipient_undoes_the_first() {
+        let (_dir, store) = store();
+        let bob = store.maildir_path(&rcpt("bob"));
+        fs::create_dir_all(bob.parent().expect("parent")).expect("mkdir");
+        // bob's Maildir is a regular file: his delivery cannot succeed.
+        fs::write(&bob, b"not a directory").expect("write");
+
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"x\r\n").expect("write");
+        let err = msg
+            .commit(&[rcpt("alice"), rcpt("bob")])
+            .expect_err("bob must fail");
+        assert!(!err.is_no_space());
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert!(new_entries(&store, "alice").is_empty());
+        assert!(spool_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn duplicate_recipients_are_delivered_once() {
+        let (_dir, store) = store();
+        let msg = store.begin("q1").expect("begin");
+        let delivered = msg
+            .commit(&[rcpt("alice"), rcpt("alice"), rcpt("bob")])
+            .expect("commit");
+        assert_eq!(delivered.paths.len(), 2);
+        assert_eq!(new_entries(&store, "alice").len(), 1);
+    }
+
+    #[test]
+    fn bad_mailbox_names_are_refused() {
+        for bad in ["", ".", "..", ".hidden", "a/b", "a\0b", "../etc"] {
+            assert!(
+                matches!(
+                    MailboxAddr::new("example.test", bad),
+                    Err(StoreError::BadMailbox(_))
+                ),
+                "user {bad:?}"
+            );
+            assert!(
+                matches!(
+                    MailboxAddr::new(bad, "alice"),
+                    Err(StoreError::BadMailbox(_))
+                ),
+                "domain {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn commit_refuses_a_bad_mailbox_before_delivering_anything() {
+        let (_dir, store) = store();
+        let msg = store.begin("q1").expect("begin");
+        let evil = MailboxAddr {
+            domain: "example.test".to_string(),
+            user: "..".to_string(),
+        };
+        let err = msg.commit(&[rcpt("alice"), evil]).expect_err("must refuse");
+        assert!(matches!(err, StoreError::BadMailbox(_)), "{err}");
+        assert!(new_entries(&store, "alice").is_empty());
+        assert!(spool_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn begin_refuses_an_existing_or_unsafe_queue_id() {
+        let (_dir, store) = store();
+        let _first = store.begin("q1").expect("begin");
+        assert!(store.begin("q1").is_err());
+        for bad in ["", ".", "..", "a/b", ".x"] {
+            assert!(store.begin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn host_name_slash_and_colon_are_escaped() {
+        assert_eq!(escape_host("a/b:c"), "a\\057b\\072c");
+        assert_eq!(escape_host(""), "localhost");
+    }
+
+    #[test]
+    fn copy_path_moves_through_tmp_into_new() {
+        // The EXDEV fallback, run directly: a second filesystem is not available
+        // everywhere the tests run.
+        let (dir, _store) = store();
+        let spool = dir.path().join("spool/q1");
+        fs::write(&spool, b"body\n").expect("write");
+        let maildir = dir.path().join("Maildir");
+        for sub in ["cur", "new", "tmp"] {
+            ensure_dir(&maildir.join(sub)).expect("mkdir");
+        }
+        let path = copy_into(&spool, &maildir, "1.M2P3Q4.host,S=5,W=6").expect("copy");
+        assert_eq!(path, maildir.join("new/1.M2P3Q4.host,S=5,W=6"));
+        assert_eq!(fs::read(&path).expect("read"), b"body\n");
+        assert!(entries(&maildir.join("tmp")).is_empty());
+        let meta = fs::metadata(&path).expect("stat");
+        assert_ne!(meta.ino(), fs::metadata(&spool).expect("stat").ino());
+        assert_eq!(meta.mode() & 0o777, FILE_MODE);
+    }
+
+    #[test]
+    fn maildir_on_another_filesystem_gets_a_copy() {
+        // Runs only where /dev/shm is a separate filesystem from the temp dir.
+        let (dir, store) = store();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        if dev(other.path()).is_none() || dev(other.path()) == dev(dir.path()) {
+            return;
+        }
+        let domain_dir = dir.path().join("mail/example.test");
+        std::os::unix::fs::symlink(other.path(), &domain_dir).expect("symlink");
+
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"x\r\n").expect("write");
+        let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
+        assert_eq!(fs::read(&delivered.paths[0]).expect("read"), b"x\n");
+        let meta = fs::metadata(&delivered.paths[0]).expect("stat");
+        // A copy on the other filesystem, not a link to the spool file.
+        assert_eq!(Some(meta.dev()), dev(other.path()));
+        assert_eq!(meta.nlink(), 1);
+        assert!(entries(&other.path().join("alice/Maildir/tmp")).is_empty());
+        assert!(spool_entries(&store).is_empty());
+    }
+}
