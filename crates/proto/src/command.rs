@@ -31,6 +31,28 @@ pub enum Command {
     NotImplemented,
 }
 
+impl Command {
+    /// The verb, for logs.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Ehlo(_) => "EHLO",
+            Command::Helo(_) => "HELO",
+            Command::Mail(_) => "MAIL",
+            Command::Rcpt(_) => "RCPT",
+            Command::Data => "DATA",
+            Command::Bdat { .. } => "BDAT",
+            Command::Rset => "RSET",
+            Command::Noop => "NOOP",
+            Command::Vrfy => "VRFY",
+            Command::Help(_) => "HELP",
+            Command::Quit => "QUIT",
+            Command::StartTls => "STARTTLS",
+            Command::Auth(_) => "AUTH",
+            Command::NotImplemented => "(not implemented)",
+        }
+    }
+}
+
 /// Why a line is not a command we can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandError {

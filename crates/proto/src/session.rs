@@ -169,6 +169,7 @@ pub struct Session {
     errors: u32,
     discarding_line: bool,
     closed: bool,
+    last_command: &'static str,
 }
 
 impl Session {
@@ -185,7 +186,14 @@ impl Session {
             errors: 0,
             discarding_line: false,
             closed: false,
+            last_command: "",
         }
+    }
+
+    /// The verb of the last command read (for logs): `MAIL`, `DATA` ..., or
+    /// `?` for a line that was not a command.
+    pub fn last_command(&self) -> &'static str {
+        self.last_command
     }
 
     /// The 220 greeting (RFC 5321 4.3.1).
@@ -397,6 +405,7 @@ impl Session {
                 let n = data.len();
                 input.consume(n);
                 self.discarding_line = true;
+                self.last_command = "?";
                 self.error(Row::LineTooLong.reply());
                 return true;
             }
@@ -416,6 +425,10 @@ impl Session {
         };
         let parsed = command::parse(&data[..line_end]);
         input.consume(lf + 1);
+        self.last_command = match &parsed {
+            Ok(c) => c.verb(),
+            Err(_) => "?",
+        };
         match parsed {
             Ok(cmd) => self.command(cmd, input),
             Err(CommandError::Unknown) => self.error(Row::UnknownCommand.reply()),

@@ -1,0 +1,154 @@
+//! `pillarbox`: the one binary (DESIGN.md "Workspace").
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use pillarbox_server::config::{Config, LogFormat};
+use pillarbox_server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "pillarbox",
+    version,
+    about = "Pillarbox: an SMTP server that is exact on the protocol and safe with every message"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. Without --config: the embedded default (SMTP on
+    /// 127.0.0.1:2525, data in ./pillarbox-data, domain `localhost`, every
+    /// local part accepted, a self-signed certificate for STARTTLS).
+    Serve {
+        /// A TOML config file (see pillarbox.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and print the effective configuration.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { file } => check_config(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pillarbox: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(file)?;
+    print!("{}", cfg.to_toml());
+    eprintln!("{}: ok", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cfg.log.format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded(),
+    };
+    init_logs(&cfg);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(cfg).await?;
+        let cfg = server.config();
+        let mut out = std::io::stdout().lock();
+        match &config {
+            Some(p) => writeln!(
+                out,
+                "pillarbox {} config {}",
+                env!("CARGO_PKG_VERSION"),
+                p.display()
+            )?,
+            None => writeln!(
+                out,
+                "pillarbox {} embedded default config",
+                env!("CARGO_PKG_VERSION")
+            )?,
+        }
+        for (addr, protocol) in server.local_addrs() {
+            writeln!(out, "listening {protocol} {addr}")?;
+        }
+        let data_dir =
+            std::fs::canonicalize(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+        writeln!(out, "data_dir {}", data_dir.display())?;
+        writeln!(out, "domains {}", cfg.domains.local.join(","))?;
+        if let Some(t) = &server.tls_source {
+            let how = if t.generated {
+                "generated self-signed"
+            } else {
+                "from"
+            };
+            writeln!(out, "tls {how} {}", t.cert.display())?;
+        }
+        writeln!(out, "ready")?;
+        out.flush()?;
+        drop(out);
+        tracing::info!(hostname = %cfg.hostname, "ready");
+
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(
+                "shutting down: no new connections; transactions in progress may finish"
+            );
+            let _ = tx.send(true);
+        });
+        server.run(rx).await;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,577 @@
+//! The configuration: one TOML file, unknown keys refused, or the embedded
+//! default when there is none (DESIGN.md "Config").
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A config problem, naming the file and, where known, the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config {file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Octets, written in the file as `1048576`, `"10KiB"`, `"50MiB"`, `"1GiB"`, `"5MB"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// A duration, written as `"300s"`, `"5m"`, `"2h"`, `"500ms"` or a number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// MX: SMTP with STARTTLS offered.
+    Smtp,
+    /// Port 587: STARTTLS, AUTH required (RFC 6409).
+    Submission,
+    /// Port 465: implicit TLS, AUTH required (RFC 8314).
+    Submissions,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domains {
+    /// Domains we deliver for; the first is the primary one (`<Postmaster>`,
+    /// users without a domain).
+    pub local: Vec<String>,
+    /// Every local part of a local domain is a mailbox.
+    #[serde(default)]
+    pub catch_all: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// Dovecot passwd-file; default `<data_dir>/users`.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    /// Networks whose clients may relay and may ask `HELP STATUS`.
+    #[serde(default)]
+    pub trusted_networks: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub message_size: ByteSize,
+    pub recipients: usize,
+    pub sessions: usize,
+    pub sessions_per_client: usize,
+    /// Protocol errors in one session before `421 4.7.0 too many errors`.
+    pub errors: u32,
+    /// Longest command line, CRLF included.
+    pub command_line: usize,
+    /// RFC 5321 4.5.3.2.7: server timeout waiting for a command.
+    pub command_timeout: Seconds,
+    /// RFC 5321 4.5.3.2.5: waiting for the next block of message data.
+    pub data_timeout: Seconds,
+    /// RFC 5321 4.5.3.2.6: the client waits 10 minutes for our reply to the end
+    /// of data; we give up storing (451) before that.
+    pub commit_timeout: Seconds,
+    /// Pause before the greeting; a client that talks during it is an early
+    /// talker (554 5.5.1). 0 disables the check.
+    pub greeting_delay: Seconds,
+    /// On SIGTERM/SIGINT, how long transactions in progress may take to finish.
+    pub shutdown_grace: Seconds,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_size: ByteSize(50 * 1024 * 1024),
+            recipients: 100,
+            sessions: 10_000,
+            sessions_per_client: 50,
+            errors: 20,
+            command_line: 1024,
+            command_timeout: Seconds(Duration::from_secs(300)),
+            data_timeout: Seconds(Duration::from_secs(180)),
+            commit_timeout: Seconds(Duration::from_secs(540)),
+            greeting_delay: Seconds(Duration::ZERO),
+            shutdown_grace: Seconds(Duration::from_secs(30)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `pillarbox_server=debug` ...
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The file as written: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    hostname: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<Vec<Listen>>,
+    tls: Option<Tls>,
+    domains: Option<Domains>,
+    users: Option<Users>,
+    relay: Option<Relay>,
+    limits: Option<Limits>,
+    log: Option<Log>,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub listen: Vec<Listen>,
+    pub tls: Option<Tls>,
+    pub domains: Domains,
+    pub users: Users,
+    pub relay: Relay,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+impl Config {
+    /// The embedded default: `pillarbox serve` with no file.
+    pub fn embedded() -> Self {
+        let mut cfg = Self::from_file(FileConfig::default());
+        cfg.domains.catch_all = true;
+        cfg
+    }
+
+    fn from_file(f: FileConfig) -> Self {
+        let data_dir = f
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("pillarbox-data"));
+        let users = Users {
+            file: Some(
+                f.users
+                    .and_then(|u| u.file)
+                    .unwrap_or_else(|| data_dir.join("users")),
+            ),
+        };
+        Self {
+            hostname: f.hostname.unwrap_or_else(system_hostname),
+            listen: f.listen.unwrap_or_else(|| {
+                vec![Listen {
+                    address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+                    protocol: Protocol::Smtp,
+                }]
+            }),
+            tls: f.tls,
+            domains: f.domains.unwrap_or_else(|| Domains {
+                local: vec!["localhost".into()],
+                catch_all: false,
+            }),
+            users,
+            relay: f.relay.unwrap_or_default(),
+            limits: f.limits.unwrap_or_default(),
+            log: f.log.unwrap_or_default(),
+            data_dir,
+        }
+    }
+
+    /// Reads and checks a config file. Errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let cfg = Self::from_file(parsed);
+        cfg.validate().map_err(|message| ConfigError {
+            file: file.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(format!(
+                "key `hostname`: {:?} is not a host name",
+                self.hostname
+            ));
+        }
+        if self.listen.is_empty() {
+            return Err("key `listen`: at least one [[listen]] is needed".into());
+        }
+        for l in &self.listen {
+            if l.protocol != Protocol::Smtp {
+                return Err(format!(
+                    "key `listen.protocol`: `{}` on {} needs AUTH, which this version does not have yet; use `smtp`",
+                    l.protocol, l.address
+                ));
+            }
+        }
+        if self.domains.local.is_empty() {
+            return Err("key `domains.local`: at least one local domain is needed".into());
+        }
+        for d in &self.domains.local {
+            if pillarbox_proto::address::parse_domain(d, true).is_err() {
+                return Err(format!("key `domains.local`: {d:?} is not a domain name"));
+            }
+        }
+        let l = &self.limits;
+        if l.recipients == 0 {
+            return Err(
+                "key `limits.recipients`: must be at least 1 (RFC 5321 asks for 100)".into(),
+            );
+        }
+        if l.command_line < 512 {
+            return Err(
+                "key `limits.command_line`: must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
+            );
+        }
+        if l.sessions == 0 || l.sessions_per_client == 0 || l.errors == 0 {
+            return Err("keys `limits.sessions`, `limits.sessions_per_client`, `limits.errors`: must be at least 1".into());
+        }
+        for (key, d) in [
+            ("limits.command_timeout", l.command_timeout),
+            ("limits.data_timeout", l.data_timeout),
+            ("limits.commit_timeout", l.commit_timeout),
+        ] {
+            if d.0.is_zero() {
+                return Err(format!("key `{key}`: must be more than 0"));
+            }
+        }
+        if tracing_filter_ok(&self.log.level).is_err() {
+            return Err(format!(
+                "key `log.level`: {:?} is not a log filter",
+                self.log.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// The primary local domain.
+    pub fn primary_domain(&self) -> &str {
+        self.domains
+            .local
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    }
+
+    /// The effective config as TOML (`check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn tracing_filter_ok(s: &str) -> Result<(), ()> {
+    // A filter is comma-separated `target=level` or `level` directives.
+    let levels = ["trace", "debug", "info", "warn", "error", "off"];
+    for d in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = d.rsplit('=').next().unwrap_or(d);
+        if !levels.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// The system's host name (gethostname), or `localhost`.
+pub fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(s) if !s.is_empty() => s.to_string(),
+        _ => "localhost".into(),
+    }
+}
+
+/// An IP network `192.0.2.0/24`, `::1/128`, or a single address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(u64),
+    Str(String),
+}
+
+/// Parses `50MiB`, `10KiB`, `5MB`, `1024`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Parses `300s`, `5m`, `2h`, `1d`, `500ms`, `30`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86400)?),
+        _ => return None,
+    })
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Ok(ByteSize(n)),
+            NumOrStr::Str(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a size (write e.g. \"50MiB\", \"10KiB\" or a number of octets)"
+                ))
+            }),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Ok(Seconds(Duration::from_secs(n))),
+            NumOrStr::Str(s) => parse_duration(&s).map(Seconds).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration (write e.g. \"300s\", \"5m\", \"500ms\")"
+                ))
+            }),
+        }
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        if d.subsec_millis() != 0 {
+            s.collect_str(&format_args!("{}ms", d.as_millis()))
+        } else {
+            s.collect_str(&format_args!("{}s", d.as_secs()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_matches_design() {
+        let c = Config::embedded();
+        assert_eq!(c.listen[0].address.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.data_dir, PathBuf::from("pillarbox-data"));
+        assert_eq!(c.domains.local, vec!["localhost".to_string()]);
+        assert!(c.domains.catch_all);
+        assert_eq!(c.users.file, Some(PathBuf::from("pillarbox-data/users")));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let e = Config::parse("[limits]\nmesage_size = 10\n", "/etc/p.toml").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("/etc/p.toml") && s.contains("mesage_size"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = Config::parse("[limits]\nmessage_size = \"50XB\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("message_size") && e.contains("50XB"), "{e}");
+        let e = Config::parse("[domains]\nlocal = [\"bad domain\"]\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("domains.local"), "{e}");
+        let e = Config::parse("[limits]\ncommand_line = 100\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.command_line"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("50MiB"), Some(50 << 20));
+        assert_eq!(parse_size("10 KiB"), Some(10 << 10));
+        assert_eq!(parse_size("5MB"), Some(5_000_000));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    #[test]
+    fn networks() {
+        let n: IpNet = "192.0.2.0/24".parse().unwrap();
+        assert!(n.contains("192.0.2.77".parse().unwrap()));
+        assert!(!n.contains("192.0.3.1".parse().unwrap()));
+        assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
+        let v6: IpNet = "::1".parse().unwrap();
+        assert!(v6.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::embedded();
+        let text = c.to_toml();
+        let again = Config::parse(&text, "effective").unwrap();
+        assert_eq!(again.limits.message_size, c.limits.message_size);
+        assert_eq!(again.limits.command_timeout, c.limits.command_timeout);
+    }
+}

@@ -1,0 +1,13 @@
+//! The Pillarbox server: config, listeners, TLS, the session driver and the
+//! policies that answer the protocol session's questions.
+
+pub mod config;
+pub mod directory;
+pub mod received;
+pub mod recipients;
+pub mod server;
+pub mod session_driver;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{Server, StartError};

@@ -1,0 +1,225 @@
+//! Listeners, connection limits, and the drain on shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use pillarbox_store::MaildirStore;
+
+use crate::config::{Config, Protocol};
+use crate::directory::Directory;
+use crate::session_driver;
+use crate::tls::{self, TlsSource};
+
+/// A failure to start, naming the port or path.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: pillarbox_store::StoreError,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// What every session shares.
+pub struct Shared {
+    pub cfg: Config,
+    pub store: MaildirStore,
+    pub users: Directory,
+    pub tls: Option<TlsAcceptor>,
+    pub started: Instant,
+    pub open_sessions: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    next_session: AtomicU64,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<(TcpListener, Protocol)>,
+    pub tls_source: Option<TlsSource>,
+}
+
+/// Holds one session's place in the connection counts; released on drop.
+pub struct SessionSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.shared.open_sessions.fetch_sub(1, Ordering::SeqCst);
+        let mut map = self
+            .shared
+            .per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Takes a session slot, or None when the total or this address's limit is reached.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SessionSlot> {
+        let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let limits = &self.cfg.limits;
+        let n = map.get(&ip).copied().unwrap_or(0);
+        if n >= limits.sessions_per_client
+            || self.open_sessions.load(Ordering::SeqCst) >= limits.sessions
+        {
+            return None;
+        }
+        map.insert(ip, n + 1);
+        self.open_sessions.fetch_add(1, Ordering::SeqCst);
+        Some(SessionSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    /// A session id, unique across restarts: microseconds since the epoch and a counter.
+    pub fn session_id(&self) -> String {
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        format!("{:X}{:03X}", micros, n & 0xFFF)
+    }
+}
+
+impl Server {
+    /// Opens the data dir, loads users and TLS, binds every listener.
+    pub async fn bind(cfg: Config) -> Result<Self, StartError> {
+        let store = MaildirStore::open(&cfg.data_dir, &cfg.hostname).map_err(|source| {
+            StartError::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let (tls, tls_source) = {
+            let configured = cfg
+                .tls
+                .as_ref()
+                .map(|t| (t.cert.as_path(), t.key.as_path()));
+            let (acceptor, source) = tls::acceptor(configured, &cfg.data_dir, &cfg.hostname)?;
+            (Some(acceptor), Some(source))
+        };
+        let mut listeners = Vec::new();
+        for l in &cfg.listen {
+            let listener =
+                TcpListener::bind(l.address)
+                    .await
+                    .map_err(|source| StartError::Listen {
+                        addr: l.address,
+                        source,
+                    })?;
+            listeners.push((listener, l.protocol));
+        }
+        let users_file = cfg
+            .users
+            .file
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("users"));
+        let users = Directory::open(users_file, cfg.primary_domain());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                store,
+                users,
+                tls,
+                started: Instant::now(),
+                open_sessions: AtomicUsize::new(0),
+                per_client: Mutex::new(HashMap::new()),
+                next_session: AtomicU64::new(0),
+                cfg,
+            }),
+            listeners,
+            tls_source,
+        })
+    }
+
+    /// The bound addresses (port 0 resolved), with their protocols.
+    pub fn local_addrs(&self) -> Vec<(SocketAddr, Protocol)> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, p)| l.local_addr().ok().map(|a| (a, *p)))
+            .collect()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    /// Serves until `shutdown` turns true; then stops accepting, lets sessions
+    /// finish their transactions within the grace period, and returns.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (listener, protocol) in self.listeners {
+            let shared = self.shared.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(accept_loop(listener, protocol, shared, shutdown));
+        }
+        while tasks.join_next().await.is_some() {}
+        // Sessions end themselves within the grace period; wait for them, bounded.
+        let grace = self.shared.cfg.limits.shutdown_grace.0 + Duration::from_secs(5);
+        let deadline = Instant::now() + grace;
+        while self.shared.open_sessions.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!(
+            open = self.shared.open_sessions.load(Ordering::SeqCst),
+            "stopped"
+        );
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut sessions = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    let shutdown = shutdown.clone();
+                    sessions.spawn(session_driver::run(shared, stream, peer, protocol, shutdown));
+                }
+                Err(e) => {
+                    // EMFILE and the like: log and back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    while sessions.join_next().await.is_some() {}
+}

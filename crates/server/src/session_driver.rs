@@ -1,0 +1,503 @@
+//! Drives one connection: reads bytes into the sans-IO session, carries out
+//! its events (replies, policy questions, storage), enforces the timeouts of
+//! RFC 5321 4.5.3.2, and ends the session on shutdown.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use pillarbox_codes::{Reply, Row};
+use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
+use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
+
+use crate::config::Protocol;
+use crate::received::Trace;
+use crate::recipients::{self, Verdict};
+use crate::server::Shared;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Closed,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read_buf(buf).await,
+            Conn::Tls(s) => s.read_buf(buf).await,
+            Conn::Closed => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(data).await,
+            Conn::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Conn::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// `TLSv1_3 with cipher TLS13_AES_256_GCM_SHA384`, under TLS.
+    fn tls_summary(&self) -> Option<String> {
+        let Conn::Tls(s) = self else { return None };
+        let c = s.get_ref().1;
+        Some(format!(
+            "{:?} with cipher {:?}",
+            c.protocol_version()?,
+            c.negotiated_cipher_suite()?.suite()
+        ))
+    }
+}
+
+/// Runs one session to its end.
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    protocol: Protocol,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = shared.session_id();
+    let span = tracing::info_span!("session", id = %id);
+    async move {
+        let Some(_slot) = shared.admit(peer.ip()) else {
+            tracing::warn!(peer = %peer, "refused: too many connections");
+            let mut s = stream;
+            let _ = s
+                .write_all(Row::TooManyConnections.reply().to_wire().as_bytes())
+                .await;
+            return;
+        };
+        tracing::info!(peer = %peer, listener = %protocol, "connect");
+        let mut d = Driver::new(shared, stream, peer, id, shutdown);
+        let reason = d.drive().await;
+        if let Some(m) = d.msg.take() {
+            m.abort();
+        }
+        tracing::info!(reason, messages = d.delivered, "disconnect");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    conn: Conn,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    id: String,
+    session: Session,
+    input: Input,
+    out: Vec<u8>,
+    shutdown: watch::Receiver<bool>,
+    relay_allowed: bool,
+    /// The message being received, and the first storage error it met.
+    msg: Option<IncomingMessage>,
+    msg_error: Option<StoreError>,
+    queue_id: String,
+    /// Recipients accepted in this transaction and their mailboxes.
+    accepted: Vec<(ForwardPath, MailboxAddr)>,
+    messages: u32,
+    delivered: u32,
+}
+
+impl Driver {
+    fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: String,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let cfg = &shared.cfg;
+        let trusted = cfg
+            .relay
+            .trusted_networks
+            .iter()
+            .any(|n| n.contains(peer.ip()));
+        let local_ip = stream
+            .local_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let _ = stream.set_nodelay(true);
+        let session = Session::new(SessionConfig {
+            hostname: cfg.hostname.clone(),
+            max_message_size: cfg.limits.message_size.0,
+            max_recipients: cfg.limits.recipients,
+            max_errors: cfg.limits.errors,
+            max_line: cfg.limits.command_line,
+            starttls: shared.tls.is_some(),
+            tls: false,
+            status_allowed: trusted || peer.ip().is_loopback(),
+        });
+        Self {
+            conn: Conn::Plain(stream),
+            peer,
+            local_ip,
+            id,
+            session,
+            input: Input::new(),
+            out: Vec::new(),
+            shutdown,
+            relay_allowed: trusted,
+            msg: None,
+            msg_error: None,
+            queue_id: String::new(),
+            accepted: Vec::new(),
+            messages: 0,
+            delivered: 0,
+            shared,
+        }
+    }
+
+    /// The session loop; returns why it ended.
+    async fn drive(&mut self) -> &'static str {
+        let limits = self.shared.cfg.limits.clone();
+        if let Some(reason) = self.early_talker(limits.greeting_delay.0).await {
+            return reason;
+        }
+        self.session.greeting().write_to(&mut self.out);
+        let mut draining = *self.shutdown.borrow();
+        let mut grace_deadline = draining.then(Instant::now);
+        loop {
+            while let Some(ev) = self.session.handle(&mut self.input) {
+                match ev {
+                    Event::Reply(r) => self.send(r),
+                    Event::Ask(q) => {
+                        let a = self.answer(q).await;
+                        self.session.answer(a);
+                    }
+                    Event::Body(bytes) => self.write_body(&bytes),
+                    Event::AbortMessage => self.abort_message(),
+                    Event::StartTls => {
+                        if let Err(reason) = self.start_tls(limits.command_timeout.0).await {
+                            return reason;
+                        }
+                    }
+                    Event::Close => {
+                        let _ = self.flush().await;
+                        return "closed";
+                    }
+                }
+            }
+            if self.flush().await.is_err() {
+                return "write failed";
+            }
+            if draining && !self.session.in_transaction() {
+                return self
+                    .close_with(
+                        Row::ShuttingDown.reply_with(&self.shared.cfg.hostname),
+                        "shutdown",
+                    )
+                    .await;
+            }
+            self.input.release();
+            let timeout = if self.session.reading_body() {
+                limits.data_timeout.0
+            } else {
+                limits.command_timeout.0
+            };
+            let now = Instant::now();
+            let wait = match grace_deadline {
+                Some(d) => timeout.min(d.saturating_duration_since(now)),
+                None => timeout,
+            };
+            let target = self.input.read_target();
+            target.reserve(READ_CHUNK);
+            tokio::select! {
+                r = self.conn.read(target) => match r {
+                    Ok(0) => return "client closed the connection",
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(error = %e, "read failed");
+                        return "read failed";
+                    }
+                },
+                _ = tokio::time::sleep(wait) => {
+                    if grace_deadline.is_some_and(|d| Instant::now() >= d) {
+                        return self.close_with(Row::ShuttingDown.reply_with(&self.shared.cfg.hostname), "shutdown").await;
+                    }
+                    return self.close_with(Row::Timeout.reply(), "timeout").await;
+                }
+                r = self.shutdown.changed(), if !draining => {
+                    if r.is_err() || *self.shutdown.borrow() {
+                        draining = true;
+                        grace_deadline = Some(Instant::now() + limits.shutdown_grace.0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 5321 4.3.1 leaves the client to wait for the greeting; one that
+    /// talks first during `delay` is not speaking SMTP (or is a spam engine).
+    async fn early_talker(&mut self, delay: Duration) -> Option<&'static str> {
+        if delay.is_zero() {
+            return None;
+        }
+        let Conn::Plain(s) = &self.conn else {
+            return None;
+        };
+        let mut probe = [0u8; 1];
+        match tokio::time::timeout(delay, s.peek(&mut probe)).await {
+            Ok(Ok(0)) => Some("client closed the connection"),
+            Ok(Ok(_)) => {
+                tracing::warn!("early talker");
+                Some(
+                    self.close_with(Row::EarlyTalker.reply(), "early talker")
+                        .await,
+                )
+            }
+            Ok(Err(_)) => Some("read failed"),
+            Err(_) => None,
+        }
+    }
+
+    fn send(&mut self, r: Reply) {
+        let first = r.lines.first().map(String::as_str).unwrap_or("");
+        match r.enhanced {
+            Some(e) => tracing::info!(
+                command = self.session.last_command(),
+                "reply {} {} {}",
+                r.code,
+                e,
+                first
+            ),
+            None => tracing::info!(
+                command = self.session.last_command(),
+                "reply {} {}",
+                r.code,
+                first
+            ),
+        }
+        r.write_to(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.conn.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > 4096 {
+            self.out = Vec::new();
+        }
+        r
+    }
+
+    async fn close_with(&mut self, reply: Reply, reason: &'static str) -> &'static str {
+        for ev in self.session.close_with(reply) {
+            match ev {
+                Event::Reply(r) => self.send(r),
+                Event::AbortMessage => self.abort_message(),
+                _ => {}
+            }
+        }
+        let _ = self.flush().await;
+        reason
+    }
+
+    async fn start_tls(&mut self, timeout: Duration) -> Result<(), &'static str> {
+        self.flush().await.map_err(|_| "write failed")?;
+        let Some(acceptor) = self.shared.tls.clone() else {
+            return Err("TLS not configured");
+        };
+        let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Closed) else {
+            return Err("STARTTLS under TLS");
+        };
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                self.conn = Conn::Tls(Box::new(tls));
+                self.session.tls_established();
+                tracing::info!(tls = self.conn.tls_summary().unwrap_or_default(), "tls");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "TLS handshake failed");
+                Err("TLS handshake failed")
+            }
+            Err(_) => Err("TLS handshake timeout"),
+        }
+    }
+
+    async fn answer(&mut self, q: Question) -> Answer {
+        match q {
+            Question::Sender { from, size } => {
+                self.accepted.clear();
+                tracing::debug!(from = %from, size, "sender");
+                Answer::Accept
+            }
+            Question::Recipient { to, .. } => {
+                let cfg = &self.shared.cfg;
+                match recipients::resolve(
+                    &to,
+                    cfg,
+                    &self.shared.users,
+                    self.local_ip,
+                    self.relay_allowed,
+                ) {
+                    Verdict::Local(mb) => {
+                        self.accepted.push((to, mb));
+                        Answer::Accept
+                    }
+                    Verdict::Refuse(r) => {
+                        tracing::info!(to = %to, "recipient refused");
+                        Answer::Refuse(r)
+                    }
+                }
+            }
+            Question::BeginMessage => self.begin_message(),
+            Question::Deliver { size } => self.deliver(size).await,
+            Question::Status => Answer::Status(self.status_lines()),
+        }
+    }
+
+    fn begin_message(&mut self) -> Answer {
+        self.messages += 1;
+        self.queue_id = format!("{}.{}", self.id, self.messages);
+        self.msg_error = None;
+        let mut msg = match self.shared.store.begin(&self.queue_id) {
+            Ok(m) => m,
+            Err(e) => return Answer::Refuse(store_reply(&e)),
+        };
+        let Some(tx) = self.session.transaction() else {
+            return Answer::Refuse(Row::LocalError.reply());
+        };
+        let greeting = self.session.client_greeting();
+        let esmtp = greeting.is_some_and(|g| g.esmtp);
+        let tls = self.conn.tls_summary();
+        // RFC 3848: ESMTPS when under TLS; plain SMTP for HELO.
+        let protocol = match (esmtp, tls.is_some()) {
+            (true, true) => "ESMTPS",
+            (true, false) => "ESMTP",
+            (false, _) => "SMTP",
+        };
+        let trace = Trace {
+            helo: greeting.map(|g| g.name.as_str()).unwrap_or("unknown"),
+            client_ip: self.peer.ip(),
+            hostname: &self.shared.cfg.hostname,
+            protocol,
+            tls,
+            queue_id: &self.queue_id,
+            session_id: &self.id,
+            single_rcpt: (tx.rcpts.len() == 1).then(|| tx.rcpts[0].to_string()),
+            return_path: tx.from.to_string(),
+        };
+        if let Err(e) = msg.write(trace.header(SystemTime::now()).as_bytes()) {
+            return Answer::Refuse(store_reply(&e));
+        }
+        self.msg = Some(msg);
+        Answer::Accept
+    }
+
+    fn write_body(&mut self, bytes: &[u8]) {
+        if self.msg_error.is_some() {
+            return;
+        }
+        if let Some(m) = self.msg.as_mut() {
+            if let Err(e) = m.write(bytes) {
+                tracing::warn!(queue_id = %self.queue_id, error = %e, "writing the message failed");
+                self.msg_error = Some(e);
+            }
+        }
+    }
+
+    fn abort_message(&mut self) {
+        if let Some(m) = self.msg.take() {
+            m.abort();
+        }
+        self.msg_error = None;
+    }
+
+    async fn deliver(&mut self, size: u64) -> Answer {
+        let Some(msg) = self.msg.take() else {
+            return Answer::Refuse(Row::LocalError.reply());
+        };
+        if let Some(e) = self.msg_error.take() {
+            msg.abort();
+            return Answer::Refuse(store_reply(&e));
+        }
+        let Some(tx) = self.session.transaction() else {
+            msg.abort();
+            return Answer::Refuse(Row::LocalError.reply());
+        };
+        let mut boxes: Vec<MailboxAddr> = Vec::new();
+        for rcpt in &tx.rcpts {
+            if let Some((_, mb)) = self.accepted.iter().find(|(p, _)| p == rcpt) {
+                if !boxes.contains(mb) {
+                    boxes.push(mb.clone());
+                }
+            }
+        }
+        let from = tx.from.to_string();
+        let timeout = self.shared.cfg.limits.commit_timeout.0;
+        let n = boxes.len();
+        let commit = tokio::task::spawn_blocking(move || msg.commit(&boxes));
+        match tokio::time::timeout(timeout, commit).await {
+            Ok(Ok(Ok(done))) => {
+                self.delivered += 1;
+                tracing::info!(queue_id = %self.queue_id, from = %from, rcpts = n, size, stored = done.stored_size, "delivered");
+                Answer::Delivered(self.queue_id.clone())
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(queue_id = %self.queue_id, error = %e, "delivery failed");
+                Answer::Refuse(store_reply(&e))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(queue_id = %self.queue_id, error = %e, "delivery task failed");
+                Answer::Refuse(Row::LocalError.reply())
+            }
+            Err(_) => {
+                tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
+                Answer::Refuse(Row::LocalError.reply())
+            }
+        }
+    }
+
+    fn status_lines(&self) -> Vec<String> {
+        let up = self.shared.started.elapsed().as_secs();
+        let mut lines = vec![
+            format!("Pillarbox {}", env!("CARGO_PKG_VERSION")),
+            format!(
+                "uptime {}d {}h {}m {}s",
+                up / 86400,
+                up % 86400 / 3600,
+                up % 3600 / 60,
+                up % 60
+            ),
+            format!(
+                "sessions open {}",
+                self.shared.open_sessions.load(Ordering::SeqCst)
+            ),
+        ];
+        match pillarbox_store::disk::space(self.shared.store.data_dir()) {
+            Ok(s) => lines.push(format!("storage free {} of {} bytes", s.available, s.total)),
+            Err(e) => lines.push(format!("storage free unknown ({e})")),
+        }
+        lines.push("queue 0 (no outbound queue in this version)".into());
+        lines
+    }
+}
+
+/// Local storage trouble is temporary (DESIGN.md: 4xx, never 5xx).
+fn store_reply(e: &StoreError) -> Reply {
+    if e.is_no_space() {
+        Row::InsufficientStorage.reply()
+    } else {
+        Row::LocalError.reply()
+    }
+}
