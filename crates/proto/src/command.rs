@@ -182,9 +182,13 @@ pub struct Param {
     pub value: Option<String>,
 }
 
+/// A parameter list that is not `esmtp-param *(SP esmtp-param)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamSyntaxError;
+
 /// Splits `SP esmtp-param *(SP esmtp-param)`. With `utf8`, values may hold
 /// UTF-8 (RFC 6531 3.3).
-pub fn parse_params(s: &str, utf8: bool) -> Result<Vec<Param>, ()> {
+pub fn parse_params(s: &str, utf8: bool) -> Result<Vec<Param>, ParamSyntaxError> {
     let mut out = Vec::new();
     for word in s.split(' ').filter(|w| !w.is_empty()) {
         let (kw, value) = match word.find('=') {
@@ -203,7 +207,7 @@ pub fn parse_params(s: &str, utf8: bool) -> Result<Vec<Param>, ()> {
                 })
         });
         if !kw_ok || !value_ok {
-            return Err(());
+            return Err(ParamSyntaxError);
         }
         out.push(Param {
             keyword: kw.to_ascii_uppercase(),

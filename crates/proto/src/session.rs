@@ -548,7 +548,7 @@ impl Session {
     fn mail_params(&self, rest: &str) -> Result<MailParams, Reply> {
         let utf8_allowed = self.esmtp();
         let params = command::parse_params(rest, utf8_allowed)
-            .map_err(|()| Row::Syntax.reply_with("MAIL FROM:<address> [parameters]"))?;
+            .map_err(|_| Row::Syntax.reply_with("MAIL FROM:<address> [parameters]"))?;
         let mut out = MailParams::default();
         let mut seen: Vec<&str> = Vec::new();
         for p in &params {
@@ -597,7 +597,7 @@ impl Session {
             Ok(p) if p.is_empty() => {}
             // No RCPT parameter is advertised (DSN is not offered yet).
             Ok(_) => return self.error(Row::UnknownParameter.reply()),
-            Err(()) => return self.error(Row::Syntax.reply_with("RCPT TO:<address> [parameters]")),
+            Err(_) => return self.error(Row::Syntax.reply_with("RCPT TO:<address> [parameters]")),
         }
         let to = match address::parse_forward_path(inner, utf8) {
             Ok(p) => p,

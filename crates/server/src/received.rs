@@ -88,7 +88,7 @@ mod tests {
     fn dates_are_rfc5322() {
         assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_435_200);
-        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 06:40:00 +0000");
+        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 12:00:00 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc5322_date(leap), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
