@@ -1,0 +1,147 @@
+//! Property tests for the parser, the DATA decoder and the session.
+
+use pillarbox_proto::address::{parse_forward_path, parse_mailbox};
+use pillarbox_proto::command;
+use pillarbox_proto::dot_decoder::DotDecoder;
+use pillarbox_proto::{Answer, Event, Input, Question, Session, SessionConfig};
+use proptest::prelude::*;
+
+/// Decodes `input` fed in pieces cut at `cuts`; returns (content, consumed, ended, bare).
+fn decode_in_pieces(input: &[u8], cuts: &[usize]) -> (Vec<u8>, usize, bool, bool) {
+    let mut d = DotDecoder::new(u64::MAX);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.push(input.len());
+    points.sort_unstable();
+    for end in points {
+        if end <= pos {
+            continue;
+        }
+        let r = d.decode(&input[pos..end], &mut out);
+        pos += r.consumed;
+        if r.ended {
+            return (out, pos, true, d.bare_line_ending());
+        }
+    }
+    (out, pos, false, d.bare_line_ending())
+}
+
+/// Dot-stuffs content made of CRLF lines and appends the end of data.
+fn encode(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at_line_start = true;
+    for &b in content {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+fn crlf_lines() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec("[ -~]{0,40}", 0..20).prop_map(|lines| {
+        let mut v = Vec::new();
+        for l in lines {
+            v.extend_from_slice(l.as_bytes());
+            v.extend_from_slice(b"\r\n");
+        }
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn command_parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = command::parse(&line);
+    }
+
+    #[test]
+    fn address_parser_never_panics(s in "\\PC{0,80}", utf8 in any::<bool>()) {
+        let _ = parse_mailbox(&s, utf8);
+        let _ = parse_forward_path(&s, utf8);
+    }
+
+    #[test]
+    fn mailbox_display_round_trips(local in "[a-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-z0-9_-]{1,10}){0,2}",
+                                    domain in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z]{2,6}){1,3}") {
+        let s = format!("{local}@{domain}");
+        let m = parse_mailbox(&s, false).unwrap();
+        prop_assert_eq!(m.to_string(), s);
+    }
+
+    #[test]
+    fn stuffed_content_decodes_to_itself_in_any_pieces(content in crlf_lines(),
+                                                       cuts in proptest::collection::vec(any::<usize>(), 0..8),
+                                                       trailer in "[A-Z]{0,10}") {
+        let mut wire = encode(&content);
+        let end = wire.len();
+        wire.extend_from_slice(trailer.as_bytes());
+        let (out, consumed, ended, bare) = decode_in_pieces(&wire, &cuts);
+        prop_assert!(ended);
+        prop_assert_eq!(consumed, end);
+        prop_assert!(!bare);
+        prop_assert_eq!(out, content);
+    }
+
+    /// Only CRLF.CRLF ends data: the end is exactly after the first
+    /// "\r\n.\r\n" of CRLF + input, however the input is cut.
+    #[test]
+    fn data_ends_exactly_at_the_first_crlf_dot_crlf(body in proptest::collection::vec(
+            prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b'a')], 0..60),
+            cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+        let mut framed = b"\r\n".to_vec();
+        framed.extend_from_slice(&body);
+        let expected_end = framed.windows(5).position(|w| w == b"\r\n.\r\n").map(|i| i + 5 - 2);
+        let (_, consumed, ended, _) = decode_in_pieces(&body, &cuts);
+        match expected_end {
+            Some(e) => { prop_assert!(ended); prop_assert_eq!(consumed, e); }
+            None => { prop_assert!(!ended); prop_assert_eq!(consumed, body.len()); }
+        }
+    }
+
+    #[test]
+    fn decoder_result_does_not_depend_on_read_sizes(body in proptest::collection::vec(any::<u8>(), 0..200),
+                                                     cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        prop_assert_eq!(decode_in_pieces(&body, &[]), decode_in_pieces(&body, &cuts));
+    }
+
+    /// Whatever a client sends, in whatever pieces, the session does not panic,
+    /// keeps its input bounded, and every reply has a valid code.
+    #[test]
+    fn session_survives_any_input(chunks in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                "(EHLO x|MAIL FROM:<a@b.c>|RCPT TO:<d@e.f>|DATA|BDAT 5|BDAT 3 LAST|RSET|STARTTLS|\\.)\r\n".prop_map(|s| s.into_bytes()),
+            ], 0..30)) {
+        let cfg = SessionConfig { max_line: 512, starttls: true, max_message_size: 1000, ..SessionConfig::default() };
+        let mut s = Session::new(cfg);
+        let mut input = Input::new();
+        'outer: for c in chunks {
+            input.extend(&c);
+            let mut guard = 0;
+            while let Some(ev) = s.handle(&mut input) {
+                guard += 1;
+                prop_assert!(guard < 10_000);
+                match ev {
+                    Event::Reply(r) => prop_assert!((200..600).contains(&r.code.get())),
+                    Event::Ask(q) => s.answer(match q {
+                        Question::Deliver { .. } => Answer::Delivered("Q".into()),
+                        Question::Status => Answer::Status(vec![]),
+                        _ => Answer::Accept,
+                    }),
+                    Event::StartTls => s.tls_established(),
+                    Event::Close => break 'outer,
+                    Event::Body(_) | Event::AbortMessage => {}
+                }
+            }
+            // Command mode keeps less than one line; body modes consume everything.
+            prop_assert!(input.len() < 512 + 300);
+        }
+    }
+}
