@@ -11,6 +11,7 @@ pub mod address;
 pub mod command;
 pub mod dot_decoder;
 pub mod input;
+pub mod sasl;
 pub mod session;
 
 pub use address::{Domain, ForwardPath, Mailbox, ReversePath};
