@@ -170,6 +170,8 @@ pub struct Session {
     discarding_line: bool,
     closed: bool,
     last_command: &'static str,
+    /// What storage can take now, when less than the configured maximum.
+    storage_room: Option<u64>,
 }
 
 impl Session {
@@ -187,7 +189,15 @@ impl Session {
             discarding_line: false,
             closed: false,
             last_command: "",
+            storage_room: None,
         }
+    }
+
+    /// Caps the SIZE advertised in EHLO to what storage can take now (issue:
+    /// the EHLO SIZE never promises more than can be stored). The configured
+    /// maximum still decides 552; storage decides 452 through the answers.
+    pub fn set_storage_room(&mut self, room: Option<u64>) {
+        self.storage_room = room;
     }
 
     /// The verb of the last command read (for logs): `MAIL`, `DATA` ..., or
@@ -499,7 +509,11 @@ impl Session {
         let mut lines = vec![
             self.cfg.hostname.clone(),
             "PIPELINING".to_string(),
-            format!("SIZE {}", self.cfg.max_message_size),
+            format!(
+                "SIZE {}",
+                self.storage_room.map_or(self.cfg.max_message_size, |r| r
+                    .min(self.cfg.max_message_size))
+            ),
             "8BITMIME".to_string(),
             "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),

@@ -129,6 +129,101 @@ impl Default for Limits {
     }
 }
 
+/// Free space kept on the data filesystem: `"5%"` or a size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    Percent(u8),
+    Bytes(u64),
+}
+
+impl Reserve {
+    /// The reserve in bytes on a filesystem of `total` bytes.
+    pub fn bytes(&self, total: u64) -> u64 {
+        match *self {
+            Reserve::Percent(p) => total / 100 * u64::from(p),
+            Reserve::Bytes(b) => b,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Reserve {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a reserve (write e.g. \"5%\" or \"2GiB\")"
+            ))
+        };
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(n) => Ok(Reserve::Bytes(n)),
+            NumOrStr::Str(s) => match s.trim().strip_suffix('%') {
+                Some(p) => p
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p < 100)
+                    .map(Reserve::Percent)
+                    .ok_or_else(|| bad(&s)),
+                None => parse_size(&s).map(Reserve::Bytes).ok_or_else(|| bad(&s)),
+            },
+        }
+    }
+}
+
+impl Serialize for Reserve {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reserve::Percent(p) => s.collect_str(&format_args!("{p}%")),
+            Reserve::Bytes(b) => s.serialize_u64(*b),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Below this much free space, MAIL and RCPT get 452 4.3.1.
+    pub reserve: Reserve,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            reserve: Reserve::Percent(5),
+        }
+    }
+}
+
+/// What an over-quota mailbox answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaExceeded {
+    /// 452 4.2.2: the sender retries; the user may make room meanwhile.
+    #[default]
+    Temporary,
+    /// 552 5.2.2: the sender bounces the message at once.
+    Permanent,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quota {
+    /// Bytes per mailbox; 0 = unlimited. A user's `userdb_quota_rule` overrides it.
+    pub default: ByteSize,
+    /// Messages per mailbox; 0 = unlimited.
+    pub messages: u64,
+    pub exceeded: QuotaExceeded,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Self {
+            default: ByteSize(1 << 30),
+            messages: 0,
+            exceeded: QuotaExceeded::Temporary,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -166,6 +261,8 @@ struct FileConfig {
     users: Option<Users>,
     relay: Option<Relay>,
     limits: Option<Limits>,
+    storage: Option<Storage>,
+    quota: Option<Quota>,
     log: Option<Log>,
 }
 
@@ -180,6 +277,8 @@ pub struct Config {
     pub users: Users,
     pub relay: Relay,
     pub limits: Limits,
+    pub storage: Storage,
+    pub quota: Quota,
     pub log: Log,
 }
 
@@ -218,6 +317,8 @@ impl Config {
             users,
             relay: f.relay.unwrap_or_default(),
             limits: f.limits.unwrap_or_default(),
+            storage: f.storage.unwrap_or_default(),
+            quota: f.quota.unwrap_or_default(),
             log: f.log.unwrap_or_default(),
             data_dir,
         }
@@ -553,6 +654,19 @@ mod tests {
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("3 weeks"), None);
+    }
+
+    #[test]
+    fn reserve_is_percent_or_size() {
+        let c = Config::parse("[storage]\nreserve = \"10%\"\n", "f").unwrap();
+        assert_eq!(c.storage.reserve, Reserve::Percent(10));
+        assert_eq!(c.storage.reserve.bytes(1000), 100);
+        let c = Config::parse("[storage]\nreserve = \"1MiB\"\n", "f").unwrap();
+        assert_eq!(c.storage.reserve, Reserve::Bytes(1 << 20));
+        let e = Config::parse("[storage]\nreserve = \"150%\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reserve"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod received;
 pub mod recipients;
 pub mod server;
 pub mod session_driver;
+pub mod storage;
 pub mod tls;
 
 pub use config::Config;

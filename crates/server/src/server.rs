@@ -15,6 +15,7 @@ use pillarbox_store::MaildirStore;
 use crate::config::{Config, Protocol};
 use crate::directory::Directory;
 use crate::session_driver;
+use crate::storage::DiskWatch;
 use crate::tls::{self, TlsSource};
 
 /// A failure to start, naming the port or path.
@@ -39,6 +40,7 @@ pub struct Shared {
     pub cfg: Config,
     pub store: MaildirStore,
     pub users: Directory,
+    pub disk: DiskWatch,
     pub tls: Option<TlsAcceptor>,
     pub started: Instant,
     pub open_sessions: AtomicUsize,
@@ -142,6 +144,7 @@ impl Server {
         let users = Directory::open(users_file, cfg.primary_domain());
         Ok(Self {
             shared: Arc::new(Shared {
+                disk: DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve),
                 store,
                 users,
                 tls,

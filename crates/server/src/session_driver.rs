@@ -21,6 +21,7 @@ use crate::config::Protocol;
 use crate::received::Trace;
 use crate::recipients::{self, Verdict};
 use crate::server::Shared;
+use crate::storage;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -174,6 +175,7 @@ impl Driver {
         let mut draining = *self.shutdown.borrow();
         let mut grace_deadline = draining.then(Instant::now);
         loop {
+            self.session.set_storage_room(self.shared.disk.room());
             while let Some(ev) = self.session.handle(&mut self.input) {
                 match ev {
                     Event::Reply(r) => self.send(r),
@@ -410,6 +412,9 @@ impl Driver {
         }
         if let Some(m) = self.msg.as_mut() {
             if let Err(e) = m.write(bytes) {
+                if e.is_no_space() {
+                    self.shared.disk.invalidate();
+                }
                 tracing::warn!(queue_id = %self.queue_id, error = %e, "writing the message failed");
                 self.msg_error = Some(e);
             }
@@ -446,14 +451,36 @@ impl Driver {
         let from = tx.from.to_string();
         let timeout = self.shared.cfg.limits.commit_timeout.0;
         let n = boxes.len();
-        let commit = tokio::task::spawn_blocking(move || msg.commit(&boxes));
+        // All or nothing: a mailbox that can no longer take the message defers it for every recipient.
+        let stored = msg.stored_size();
+        let sh = &self.shared;
+        for mb in &boxes {
+            if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, mb, stored) {
+                msg.abort();
+                return Answer::Refuse(r);
+            }
+        }
+        let shared = self.shared.clone();
+        let commit = tokio::task::spawn_blocking(move || {
+            let done = msg.commit(&boxes)?;
+            storage::record_delivery(
+                &shared.store,
+                &shared.cfg,
+                &shared.users,
+                &boxes,
+                done.stored_size,
+            );
+            Ok::<_, StoreError>(done)
+        });
         match tokio::time::timeout(timeout, commit).await {
             Ok(Ok(Ok(done))) => {
+                self.shared.disk.invalidate();
                 self.delivered += 1;
                 tracing::info!(queue_id = %self.queue_id, from = %from, rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {
+                self.shared.disk.invalidate();
                 tracing::warn!(queue_id = %self.queue_id, error = %e, "delivery failed");
                 Answer::Refuse(store_reply(&e))
             }

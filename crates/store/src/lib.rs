@@ -11,6 +11,7 @@
 pub mod disk;
 pub mod error;
 pub mod maildir;
+pub mod quota;
 pub mod users;
 
 pub use disk::{space, DiskSpace};

@@ -1,0 +1,367 @@
+//! Mailbox quotas kept in the Maildir++ `maildirsize` file, as Dovecot's
+//! `quota = maildir` backend (and Courier, maildrop, Exim) read and write it.
+//!
+//! The file's first line is the limit, `<bytes>S,<count>C`; every other line is
+//! a change `<bytes> <count>` (negative for expunges: Dovecot appends those when
+//! a message is deleted through IMAP, which is how we see space come back).
+//! The usage is the sum of the change lines. The file is rebuilt from the
+//! Maildir when it is missing, when its limit line is not ours, when it has
+//! grown past 5120 bytes, or when it says "over quota" and is older than 15
+//! minutes (Maildir++ spec, "Calculating maildirsize").
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// Maildir++: a `maildirsize` larger than this is recalculated.
+const MAX_FILE: u64 = 5120;
+/// Maildir++: an over-quota `maildirsize` older than this is recalculated.
+const STALE_WHEN_OVER: Duration = Duration::from_secs(15 * 60);
+/// The file's name in the Maildir root.
+pub const FILE: &str = "maildirsize";
+
+/// A mailbox's limits; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaLimit {
+    pub bytes: Option<u64>,
+    pub messages: Option<u64>,
+}
+
+/// What a mailbox holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+impl QuotaLimit {
+    /// Any limit at all.
+    pub fn is_limited(&self) -> bool {
+        self.bytes.is_some() || self.messages.is_some()
+    }
+
+    /// The `maildirsize` header, as Dovecot writes it: `<bytes>S` and/or `<count>C`.
+    pub fn header(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.bytes {
+            parts.push(format!("{b}S"));
+        }
+        if let Some(c) = self.messages {
+            parts.push(format!("{c}C"));
+        }
+        if parts.is_empty() {
+            parts.push("0S".into());
+        }
+        parts.join(",")
+    }
+
+    fn parse_header(line: &str) -> Option<Self> {
+        let mut q = QuotaLimit::default();
+        for part in line.trim().split(',') {
+            let part = part.trim();
+            let (num, kind) = part.split_at(part.len().checked_sub(1)?);
+            let n: u64 = num.parse().ok()?;
+            match kind {
+                "S" if n > 0 => q.bytes = Some(n),
+                "C" if n > 0 => q.messages = Some(n),
+                "S" | "C" => {}
+                _ => return None,
+            }
+        }
+        Some(q)
+    }
+
+    /// Parses a Dovecot quota rule for all mailboxes, `*:storage=1G:messages=1000`
+    /// (`storage` in kilobytes unless it has a unit, `bytes` in bytes; units
+    /// b, k, M, G, T are powers of 1024; `+`/`-` relative rules are not supported).
+    pub fn parse_dovecot_rule(rule: &str) -> Option<Self> {
+        let rest = rule.trim().strip_prefix("*:")?;
+        let mut q = QuotaLimit::default();
+        for kv in rest.split(':') {
+            let (k, v) = kv.split_once('=')?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "storage" => q.bytes = Some(dovecot_size(v, 1024)?).filter(|b| *b > 0),
+                "bytes" => q.bytes = Some(dovecot_size(v, 1)?).filter(|b| *b > 0),
+                "messages" => q.messages = Some(v.trim().parse().ok()?).filter(|m| *m > 0),
+                "ignore" | "backend" => {}
+                _ => return None,
+            }
+        }
+        Some(q)
+    }
+
+    /// Would adding `bytes` in `messages` messages to `usage` go over a limit?
+    pub fn would_exceed(&self, usage: Usage, bytes: u64, messages: u64) -> bool {
+        self.bytes
+            .is_some_and(|l| usage.bytes.saturating_add(bytes) > l)
+            || self
+                .messages
+                .is_some_and(|l| usage.messages.saturating_add(messages) > l)
+    }
+}
+
+fn dovecot_size(v: &str, default_unit: u64) -> Option<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" => default_unit,
+        "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The usage of the Maildir at `maildir`, from `maildirsize`, rebuilt when the
+/// Maildir++ rules say so.
+pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+    let path = maildir.join(FILE);
+    let (text, meta) = match (fs::read_to_string(&path), fs::metadata(&path)) {
+        (Ok(t), Ok(m)) => (t, m),
+        _ => return recalc(maildir, limit),
+    };
+    let mut lines = text.lines();
+    let header_ok = lines
+        .next()
+        .and_then(QuotaLimit::parse_header)
+        .is_some_and(|h| h == *limit);
+    if !header_ok || meta.len() > MAX_FILE {
+        return recalc(maildir, limit);
+    }
+    let (mut bytes, mut count) = (0i64, 0i64);
+    for line in lines {
+        let mut it = line.split_whitespace();
+        let (Some(b), Some(c)) = (it.next(), it.next()) else {
+            // A torn append (crash mid-write): rebuild rather than guess.
+            return recalc(maildir, limit);
+        };
+        let (Ok(b), Ok(c)) = (b.parse::<i64>(), c.parse::<i64>()) else {
+            return recalc(maildir, limit);
+        };
+        bytes = bytes.saturating_add(b);
+        count = count.saturating_add(c);
+    }
+    let u = Usage {
+        bytes: bytes.max(0) as u64,
+        messages: count.max(0) as u64,
+    };
+    let old = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > STALE_WHEN_OVER);
+    if old && limit.would_exceed(u, 0, 0) {
+        return recalc(maildir, limit);
+    }
+    Ok(u)
+}
+
+/// Recounts the Maildir (every folder's `cur/` and `new/`, sizes from `,S=`)
+/// and rewrites `maildirsize` atomically.
+pub fn recalc(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+    let mut u = Usage::default();
+    let mut folders = vec![maildir.to_path_buf()];
+    if let Ok(entries) = fs::read_dir(maildir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            // Maildir++ folders are `.Name` directories.
+            if name.starts_with('.') && name != "." && name != ".." && e.path().is_dir() {
+                folders.push(e.path());
+            }
+        }
+    }
+    for folder in folders {
+        for sub in ["cur", "new"] {
+            let Ok(entries) = fs::read_dir(folder.join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let size = size_from_name(&name).or_else(|| e.metadata().ok().map(|m| m.len()));
+                if let Some(s) = size {
+                    u.bytes += s;
+                    u.messages += 1;
+                }
+            }
+        }
+    }
+    if !maildir.is_dir() {
+        return Ok(u);
+    }
+    static N: AtomicU64 = AtomicU64::new(0);
+    let tmp = maildir.join(format!(
+        "{FILE}.{}.{}.tmp",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{}\n{} {}\n", limit.header(), u.bytes, u.messages).as_bytes())?;
+        fs::rename(&tmp, maildir.join(FILE))
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(u)
+}
+
+/// Records a change after a delivery (or removal): one appended line, which
+/// O_APPEND keeps whole against concurrent writers. A missing file is rebuilt
+/// from the Maildir instead (which already holds the new message).
+pub fn record(maildir: &Path, limit: &QuotaLimit, bytes: i64, messages: i64) -> io::Result<()> {
+    let path = maildir.join(FILE);
+    if !path.exists() {
+        return recalc(maildir, limit).map(|_| ());
+    }
+    let mut f = OpenOptions::new().append(true).open(&path)?;
+    f.write_all(format!("{bytes} {messages}\n").as_bytes())
+}
+
+/// `,S=<size>` from a Maildir file name.
+fn size_from_name(name: &str) -> Option<u64> {
+    let base = name.split(':').next()?;
+    let start = base.find(",S=")? + 3;
+    let digits: String = base[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir() -> (tempfile::TempDir, std::path::PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("Maildir");
+        for d in ["cur", "new", "tmp", ".Sent/cur", ".Sent/new"] {
+            fs::create_dir_all(m.join(d)).unwrap();
+        }
+        (t, m)
+    }
+
+    #[test]
+    fn dovecot_rules_parse() {
+        let q = QuotaLimit::parse_dovecot_rule("*:storage=1G").unwrap();
+        assert_eq!(q.bytes, Some(1 << 30));
+        let q = QuotaLimit::parse_dovecot_rule("*:storage=100:messages=10").unwrap();
+        assert_eq!((q.bytes, q.messages), (Some(100 * 1024), Some(10)));
+        assert_eq!(
+            QuotaLimit::parse_dovecot_rule("*:bytes=500").unwrap().bytes,
+            Some(500)
+        );
+        assert!(QuotaLimit::parse_dovecot_rule("Trash:storage=+10M").is_none());
+        assert!(QuotaLimit::parse_dovecot_rule("*:storage=1X").is_none());
+    }
+
+    #[test]
+    fn header_is_dovecots_form() {
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: Some(5),
+        };
+        assert_eq!(q.header(), "1000S,5C");
+        assert_eq!(
+            QuotaLimit {
+                bytes: Some(7),
+                messages: None
+            }
+            .header(),
+            "7S"
+        );
+        assert_eq!(QuotaLimit::parse_header("1000S,5C"), Some(q));
+    }
+
+    #[test]
+    fn recalc_counts_cur_new_and_folders_by_s_size() {
+        let (_t, m) = maildir();
+        fs::write(m.join("new/1.M1P1.h,S=100,W=102"), b"x").unwrap();
+        fs::write(m.join("cur/2.M2P2.h,S=50:2,S"), b"x").unwrap();
+        fs::write(m.join(".Sent/cur/3.M3P3.h,S=25:2,S"), b"x").unwrap();
+        fs::write(m.join("tmp/4.M4P4.h,S=999"), b"x").unwrap();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        let u = usage(&m, &q).unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                bytes: 175,
+                messages: 3
+            }
+        );
+        assert_eq!(fs::read_to_string(m.join(FILE)).unwrap(), "1000S\n175 3\n");
+    }
+
+    #[test]
+    fn appended_changes_and_expunges_are_summed() {
+        let (_t, m) = maildir();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        usage(&m, &q).unwrap();
+        record(&m, &q, 300, 1).unwrap();
+        record(&m, &q, 200, 1).unwrap();
+        // As Dovecot appends on expunge:
+        let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
+        f.write_all(b"-300 -1\n").unwrap();
+        assert_eq!(
+            usage(&m, &q).unwrap(),
+            Usage {
+                bytes: 200,
+                messages: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_changed_limit_or_torn_line_rebuilds_the_file() {
+        let (_t, m) = maildir();
+        fs::write(m.join("new/1.M1P1.h,S=10"), b"x").unwrap();
+        fs::write(m.join(FILE), "5S\n999 9\n").unwrap();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        assert_eq!(usage(&m, &q).unwrap().bytes, 10);
+        fs::write(m.join(FILE), "1000S\n10 1\n12").unwrap();
+        assert_eq!(usage(&m, &q).unwrap().bytes, 10);
+    }
+
+    #[test]
+    fn exceeding_is_strictly_over_the_limit() {
+        let q = QuotaLimit {
+            bytes: Some(100),
+            messages: Some(2),
+        };
+        let u = Usage {
+            bytes: 60,
+            messages: 1,
+        };
+        assert!(!q.would_exceed(u, 40, 1));
+        assert!(q.would_exceed(u, 41, 1));
+        assert!(q.would_exceed(u, 1, 2));
+        assert!(!QuotaLimit::default().would_exceed(u, u64::MAX, u64::MAX));
+    }
+}
