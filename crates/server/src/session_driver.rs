@@ -341,18 +341,31 @@ impl Driver {
             Question::Sender { from, size } => {
                 self.accepted.clear();
                 tracing::debug!(from = %from, size, "sender");
-                Answer::Accept
+                match self.shared.disk.check(size) {
+                    Ok(()) => Answer::Accept,
+                    Err(r) => Answer::Refuse(r),
+                }
             }
-            Question::Recipient { to, .. } => {
-                let cfg = &self.shared.cfg;
+            Question::Recipient { to, size } => {
+                if let Err(r) = self.shared.disk.check(None) {
+                    return Answer::Refuse(r);
+                }
+                let sh = &self.shared;
                 match recipients::resolve(
                     &to,
-                    cfg,
-                    &self.shared.users,
+                    &sh.cfg,
+                    &sh.users,
                     self.local_ip,
                     self.relay_allowed,
                 ) {
                     Verdict::Local(mb) => {
+                        // RFC 1870: with SIZE we know now whether this message would overflow.
+                        let bytes = size.unwrap_or(1);
+                        if let Err(r) =
+                            storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, bytes)
+                        {
+                            return Answer::Refuse(r);
+                        }
                         self.accepted.push((to, mb));
                         Answer::Accept
                     }
@@ -424,6 +437,8 @@ impl Driver {
     fn abort_message(&mut self) {
         if let Some(m) = self.msg.take() {
             m.abort();
+            // The spool file's space is free again.
+            self.shared.disk.invalidate();
         }
         self.msg_error = None;
     }
@@ -434,6 +449,7 @@ impl Driver {
         };
         if let Some(e) = self.msg_error.take() {
             msg.abort();
+            self.shared.disk.invalidate();
             return Answer::Refuse(store_reply(&e));
         }
         let Some(tx) = self.session.transaction() else {
