@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use pillarbox_server::config::{Config, LogFormat};
 use pillarbox_server::Server;
 
+mod quota_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "pillarbox",
@@ -36,6 +38,22 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Mailbox quotas, as kept in each Maildir's maildirsize.
+    Quota {
+        /// The config file (default: the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: quota_cmd::QuotaCommand,
+    },
+}
+
+/// The config of a management command: the file, or the embedded default.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded(),
+    })
 }
 
 fn main() -> ExitCode {
@@ -43,6 +61,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Quota { config, cmd } => {
+            load_config(config.as_deref()).and_then(|c| quota_cmd::run(cmd, &c))
+        }
     };
     match result {
         Ok(code) => code,
