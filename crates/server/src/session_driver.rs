@@ -33,10 +33,22 @@ enum Conn {
 }
 
 impl Conn {
+    /// Reads into `buf`. A plain connection waits for data before any buffer
+    /// is allocated, so an idle session holds no receive buffer.
     async fn read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self {
-            Conn::Plain(s) => s.read_buf(buf).await,
-            Conn::Tls(s) => s.read_buf(buf).await,
+            Conn::Plain(s) => loop {
+                s.readable().await?;
+                buf.reserve(READ_CHUNK);
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            Conn::Tls(s) => {
+                buf.reserve(READ_CHUNK);
+                s.read_buf(buf).await
+            }
             Conn::Closed => Ok(0),
         }
     }
@@ -219,7 +231,6 @@ impl Driver {
                 None => timeout,
             };
             let target = self.input.read_target();
-            target.reserve(READ_CHUNK);
             tokio::select! {
                 r = self.conn.read(target) => match r {
                     Ok(0) => return "client closed the connection",
@@ -294,10 +305,8 @@ impl Driver {
             return Ok(());
         }
         let r = self.conn.write_all(&self.out).await;
-        self.out.clear();
-        if self.out.capacity() > 4096 {
-            self.out = Vec::new();
-        }
+        // Nothing is kept between replies: an idle session holds no send buffer.
+        self.out = Vec::new();
         r
     }
 
