@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use pillarbox_server::config::{Config, LogFormat};
 use pillarbox_server::Server;
 
+mod explain;
 mod quota_cmd;
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Explain a reply code, an enhanced status code or a whole reply line;
+    /// two codes side by side.
+    Explain(explain::ExplainArgs),
     /// Mailbox quotas, as kept in each Maildir's maildirsize.
     Quota {
         /// The config file (default: the embedded default).
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Explain(args) => Ok(explain::run(&args)),
         Command::Quota { config, cmd } => {
             load_config(config.as_deref()).and_then(|c| quota_cmd::run(cmd, &c))
         }

@@ -1,0 +1,261 @@
+//! Crash safety: under a bounded concurrent load the server is killed with SIGKILL
+//! and restarted on the same data dir. Every message that got its `250` must be
+//! complete in every recipient's Maildir, and nothing partial may be in any `new/`
+//! or `cur/` (DESIGN.md: durable before `250`).
+
+mod common;
+
+use common::{maildir, Config, Smtp, TestDir, IO_TIMEOUT};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 3;
+const THREADS: usize = 8;
+const MESSAGES_PER_CONNECTION: usize = 5;
+const MAX_PER_THREAD: usize = 2_000;
+/// The kill comes once this many messages were acknowledged in the round (a
+/// different point in each round, so it lands at different moments of the load).
+fn acks_before_kill(round: usize) -> usize {
+    40 + 110 * round
+}
+const LOAD_DEADLINE: Duration = Duration::from_secs(60);
+const SENDER: &str = "load@client.test";
+
+/// One message of the load: round, thread, index.
+type Id = (usize, usize, usize);
+
+fn marker((round, t, i): Id) -> String {
+    format!("r{round}-t{t}-m{i}")
+}
+
+fn parse_marker(s: &str) -> Option<Id> {
+    let mut parts = s.split('-');
+    let round = parts.next()?.strip_prefix('r')?.parse().ok()?;
+    let t = parts.next()?.strip_prefix('t')?.parse().ok()?;
+    let i = parts.next()?.strip_prefix('m')?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((round, t, i))
+}
+
+/// Each thread has its own mailbox; every third message also goes to a shared one
+/// in another domain, so one message lands in two Maildirs.
+fn recipients((_, t, i): Id) -> Vec<String> {
+    let mut out = vec![format!("load{t}@example.test")];
+    if i % 3 == 0 {
+        out.push("shared@other.test".to_string());
+    }
+    out
+}
+
+/// A deterministic message of 2 KB to 120 KB, with dot-stuffed lines.
+fn message(id: Id) -> Vec<u8> {
+    let (round, t, i) = id;
+    let m = marker(id);
+    let mut out = format!(
+        "From: <{SENDER}>\r\nTo: <load{t}@example.test>\r\nSubject: load {m}\r\nX-Marker: {m}\r\n\r\n"
+    )
+    .into_bytes();
+    let lines = 20 + (i * 53 + t * 17 + round * 7) % 1_500;
+    for k in 0..lines {
+        let line = if k % 50 == 7 {
+            format!(".{m} dotted line {k:05}\r\n")
+        } else {
+            format!("{m} line {k:05} the quick brown fox jumps over the lazy dog\r\n")
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Messages whose DATA was started (they may or may not be stored).
+    attempted: HashSet<Id>,
+    /// Messages that got `250 2.0.0 ok: queued as` (they must be stored).
+    acked: Vec<Id>,
+    /// Replies other than 250 to a complete message (there should be none).
+    unexpected: Vec<String>,
+}
+
+fn load_worker(
+    port: u16,
+    round: usize,
+    t: usize,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut i = 0;
+    while i < MAX_PER_THREAD && !stop.load(Ordering::SeqCst) {
+        let Ok(mut smtp) = Smtp::connect(port) else {
+            return;
+        };
+        if !matches!(smtp.read_reply(), Ok(r) if r.code == 220) {
+            return;
+        }
+        if !matches!(smtp.cmd("EHLO load.client.test"), Ok(r) if r.code == 250) {
+            return;
+        }
+        for _ in 0..MESSAGES_PER_CONNECTION {
+            if i >= MAX_PER_THREAD || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let id = (round, t, i);
+            i += 1;
+            let rcpts = recipients(id);
+            let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+            lock(&ledger).attempted.insert(id);
+            match smtp.send_mail(SENDER, &rcpts, &message(id)) {
+                Ok(r) if r.starts_with("250 2.0.0 ok: queued as ") => lock(&ledger).acked.push(id),
+                Ok(r) => lock(&ledger)
+                    .unexpected
+                    .push(format!("{}: {r}", marker(id))),
+                Err(_) => return, // the server is gone
+            }
+        }
+        if smtp.cmd("QUIT").is_err() {
+            return;
+        }
+    }
+}
+
+fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every message in any `new/` or `cur/` is one we sent, complete and byte-exact,
+/// in a mailbox it was addressed to, at most once; every acknowledged message is
+/// in every one of its mailboxes.
+fn check_data_dir(dir: &TestDir, ledger: &Ledger) {
+    let mut seen: HashMap<(std::path::PathBuf, Id), usize> = HashMap::new();
+    for stored in dir.all_messages() {
+        let name = stored.path.display().to_string();
+        let id = stored
+            .header("X-Marker")
+            .and_then(|m| parse_marker(&m))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} is not a complete message of ours (no X-Marker header):\n{}",
+                    String::from_utf8_lossy(&stored.bytes[..stored.bytes.len().min(600)])
+                )
+            });
+        assert!(
+            ledger.attempted.contains(&id),
+            "{name}: {} was never sent",
+            marker(id)
+        );
+        // Complete and byte-exact, with a right S=/W= name: no partial message.
+        stored.assert_is(SENDER, &message(id));
+        let mailbox = stored
+            .path
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        assert!(
+            recipients(id)
+                .iter()
+                .any(|r| maildir(&dir.data_dir, r) == mailbox),
+            "{name}: {} was not addressed to this mailbox",
+            marker(id)
+        );
+        *seen.entry((mailbox, id)).or_default() += 1;
+    }
+    if let Some(((mailbox, id), n)) = seen.iter().find(|(_, &n)| n > 1) {
+        panic!(
+            "{} is stored {n} times in {}",
+            marker(*id),
+            mailbox.display()
+        );
+    }
+    for &id in &ledger.acked {
+        for rcpt in recipients(id) {
+            assert!(
+                seen.contains_key(&(maildir(&dir.data_dir, &rcpt), id)),
+                "{} got its 250 but is missing from {rcpt}'s Maildir after the crash",
+                marker(id)
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_message_and_leaves_no_partial_one() {
+    let dir = TestDir::new(&Config::default());
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut server = dir.start();
+
+    for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (ledger, stop, port) = (ledger.clone(), stop.clone(), server.port);
+                thread::spawn(move || load_worker(port, round, t, ledger, stop))
+            })
+            .collect();
+
+        let acked_in_round = |l: &Ledger| l.acked.iter().filter(|id| id.0 == round).count();
+        let deadline = Instant::now() + LOAD_DEADLINE;
+        while acked_in_round(&lock(&ledger)) < acks_before_kill(round) {
+            let finished = workers.iter().all(|w| w.is_finished());
+            if finished || Instant::now() > deadline {
+                stop.store(true, Ordering::SeqCst);
+                let l = lock(&ledger);
+                panic!(
+                    "round {round}: only {} messages acknowledged (workers finished: {finished}); unexpected replies: {:?}\n--- server log ---\n{}",
+                    acked_in_round(&l),
+                    l.unexpected,
+                    server.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+
+        server.kill_hard();
+        stop.store(true, Ordering::SeqCst);
+        for worker in workers {
+            // Each worker ends on its next I/O error, bounded by the socket timeouts.
+            worker.join().expect("load worker panicked");
+        }
+        {
+            let l = lock(&ledger);
+            assert!(
+                l.unexpected.is_empty(),
+                "replies other than 250 under load: {:?}",
+                l.unexpected
+            );
+            eprintln!(
+                "round {round}: {} acknowledged, {} attempted in total before SIGKILL",
+                l.acked.len(),
+                l.attempted.len()
+            );
+        }
+
+        // Restart on the same data dir: it must come up, and the Maildirs must hold.
+        let started = Instant::now();
+        server = dir.start();
+        assert!(started.elapsed() < IO_TIMEOUT);
+        check_data_dir(&dir, &lock(&ledger));
+    }
+
+    // The restarted server still delivers.
+    let mut smtp = server.session();
+    smtp.expect("EHLO after.crash.test", 250);
+    let id = (ROUNDS, 0, 0);
+    let rcpts = recipients(id);
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let reply = smtp
+        .send_mail(SENDER, &rcpts, &message(id))
+        .expect("deliver after the restart");
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    let mut l = lock(&ledger);
+    l.attempted.insert(id);
+    l.acked.push(id);
+    check_data_dir(&dir, &l);
+}

@@ -1,0 +1,230 @@
+//! Start-up output and the SIGTERM/SIGINT drain of the real binary.
+
+mod common;
+
+use common::{sample_message, Config, Smtp, TestDir, EXIT_TIMEOUT};
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+#[test]
+fn startup_prints_listeners_data_dir_domains_then_ready() {
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    let lines = &server.startup;
+    assert_eq!(lines.last().map(String::as_str), Some("ready"), "{lines:?}");
+    assert!(
+        lines.contains(&format!("listening smtp 127.0.0.1:{}", server.port)),
+        "{lines:?}"
+    );
+    let data_dir = fs::canonicalize(&dir.data_dir).expect("the data dir exists after start");
+    let printed = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("data_dir "))
+        .unwrap_or_else(|| panic!("no `data_dir` line in {lines:?}"));
+    assert_eq!(
+        fs::canonicalize(printed).ok(),
+        Some(data_dir),
+        "printed data_dir {printed:?} is not the configured one"
+    );
+    assert!(
+        lines.contains(&"domains example.test,other.test".to_string()),
+        "{lines:?}"
+    );
+
+    let mut smtp = server.connect();
+    let greeting = smtp.read_reply().expect("greeting");
+    assert_eq!(greeting.last(), "220 mx.example.test ESMTP Pillarbox");
+}
+
+/// Connects, says EHLO, and leaves the session idle.
+fn idle_session(port: u16) -> Smtp {
+    let mut smtp = Smtp::connect(port).expect("connect");
+    assert_eq!(smtp.read_reply().expect("greeting").code, 220);
+    smtp.expect("EHLO idle.client.test", 250);
+    smtp
+}
+
+fn drains_on(signal: &str) {
+    let dir = TestDir::new(&Config::default());
+    let mut server = dir.start();
+    let mut idle = idle_session(server.port);
+
+    server.signal(signal);
+    let reply = idle
+        .read_reply()
+        .unwrap_or_else(|e| panic!("idle client got no reply after SIG{signal}: {e}"));
+    assert_eq!(
+        reply.last(),
+        "421 4.3.2 mx.example.test service shutting down, try again later",
+        "idle client after SIG{signal}"
+    );
+    assert!(
+        idle.is_closed(),
+        "the connection should close after the 421"
+    );
+
+    let status = server
+        .wait_exit(EXIT_TIMEOUT)
+        .unwrap_or_else(|| panic!("server still running {EXIT_TIMEOUT:?} after SIG{signal}"));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIG{signal}: {status:?}"
+    );
+}
+
+#[test]
+fn sigterm_sends_421_to_idle_session_and_exits_zero() {
+    drains_on("TERM");
+}
+
+#[test]
+fn sigint_sends_421_to_idle_session_and_exits_zero() {
+    drains_on("INT");
+}
+
+#[test]
+fn sigterm_lets_a_transaction_in_progress_finish() {
+    let config = Config::default().limit("shutdown_grace", "\"10s\"");
+    let dir = TestDir::new(&config);
+    let mut server = dir.start();
+    let from = "drain@client.test";
+    let rcpt = "ivan@example.test";
+    let msg = sample_message("drain-in-progress", rcpt);
+    let wire = common::dot_stuff(&msg);
+    let (first, rest) = wire.split_at(wire.len() / 2);
+
+    let mut busy = Smtp::connect(server.port).expect("connect");
+    assert_eq!(busy.read_reply().expect("greeting").code, 220);
+    busy.expect("EHLO busy.client.test", 250);
+    busy.expect(&format!("MAIL FROM:<{from}>"), 250);
+    busy.expect(&format!("RCPT TO:<{rcpt}>"), 250);
+    busy.expect("DATA", 354);
+    busy.send(first)
+        .expect("send the first half of the message");
+
+    server.signal("TERM");
+    thread::sleep(Duration::from_millis(500));
+    busy.send(rest)
+        .expect("send the rest of the message after SIGTERM");
+    let reply = busy
+        .read_reply()
+        .expect("final reply to DATA during the drain");
+    assert!(
+        reply.starts_with("250 2.0.0 ok: queued as "),
+        "a transaction in progress must finish during the grace period, got {reply}"
+    );
+    let stored = dir.messages(rcpt);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    stored[0].assert_is(from, &msg);
+
+    // The session is no longer needed: whatever comes next (221 or 421), it ends.
+    let _ = busy.cmd("QUIT");
+    let status = server
+        .wait_exit(EXIT_TIMEOUT)
+        .unwrap_or_else(|| panic!("server still running {EXIT_TIMEOUT:?} after SIGTERM"));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn no_new_connections_are_served_after_sigterm() {
+    let dir = TestDir::new(&Config::default());
+    let mut server = dir.start();
+    // Keep one transaction open so the server is still alive while we knock.
+    let mut busy = Smtp::connect(server.port).expect("connect");
+    assert_eq!(busy.read_reply().expect("greeting").code, 220);
+    busy.expect("EHLO busy.client.test", 250);
+    busy.expect("MAIL FROM:<knock@client.test>", 250);
+    busy.expect("RCPT TO:<judy@example.test>", 250);
+    busy.expect("DATA", 354);
+
+    server.signal("TERM");
+    thread::sleep(Duration::from_millis(500));
+    // Refused, closed at once, or told 421: never a 220.
+    if let Ok(mut late) = Smtp::connect(server.port) {
+        late.set_read_timeout(Duration::from_secs(5));
+        if let Ok(reply) = late.read_reply() {
+            assert_eq!(reply.code, 421, "a connection after SIGTERM got {reply}");
+        }
+    }
+    let _ = busy.send(b"Subject: x\r\n\r\nbye\r\n.\r\n");
+    let _ = busy.read_reply();
+    let _ = busy.cmd("QUIT");
+    let status = server
+        .wait_exit(EXIT_TIMEOUT)
+        .expect("server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn sigterm_closes_a_stalled_transaction_after_shutdown_grace() {
+    let config = Config::default().limit("shutdown_grace", "\"1s\"");
+    let dir = TestDir::new(&config);
+    let mut server = dir.start();
+    let mut stalled = Smtp::connect(server.port).expect("connect");
+    assert_eq!(stalled.read_reply().expect("greeting").code, 220);
+    stalled.expect("EHLO stalled.client.test", 250);
+    stalled.expect("MAIL FROM:<stalled@client.test>", 250);
+    stalled.expect("RCPT TO:<stalled@example.test>", 250);
+    stalled.expect("DATA", 354);
+    stalled
+        .send(b"Subject: never finished\r\n\r\npart")
+        .expect("send part of the data");
+
+    let sent = std::time::Instant::now();
+    server.signal("TERM");
+    let reply = stalled
+        .read_reply()
+        .expect("a reply when the grace period ends");
+    assert_eq!(
+        reply.last(),
+        "421 4.3.2 mx.example.test service shutting down, try again later"
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "the transaction was cut before shutdown_grace: {:?}",
+        sent.elapsed()
+    );
+    assert!(stalled.is_closed());
+    let status = server
+        .wait_exit(EXIT_TIMEOUT)
+        .expect("server exits after the grace period");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(dir.all_messages().is_empty(), "{:?}", dir.all_messages());
+}
+
+#[test]
+fn json_log_has_one_object_per_line() {
+    let config = Config {
+        log_format: "json".to_string(),
+        ..Config::default()
+    };
+    let dir = TestDir::new(&config);
+    let mut server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    let msg = sample_message("json-log", "kate@example.test");
+    let reply = smtp
+        .send_mail("json@client.test", &["kate@example.test"], &msg)
+        .expect("deliver");
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    let queue_id = reply.text().rsplit(' ').next().unwrap_or("").to_string();
+    smtp.expect("QUIT", 221);
+    server.signal("TERM");
+    server.wait_exit(EXIT_TIMEOUT).expect("server exits");
+
+    let log = dir.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log output");
+    for line in &lines {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not a JSON object: {line}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(&queue_id)),
+        "the delivery's queue id {queue_id} is in no log line:\n{log}"
+    );
+}
