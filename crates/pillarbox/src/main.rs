@@ -10,8 +10,12 @@ use clap::{Parser, Subcommand};
 use pillarbox_server::config::{Config, LogFormat};
 use pillarbox_server::Server;
 
+mod auth_cmd;
 mod explain;
+mod mailbox_cmd;
+mod probe;
 mod quota_cmd;
+mod users_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +46,33 @@ enum Command {
     /// Explain a reply code, an enhanced status code or a whole reply line;
     /// two codes side by side.
     Explain(explain::ExplainArgs),
+    /// Users of the users file (Dovecot passwd-file format): add, passwd, del, list.
+    Users {
+        /// The config file (default: the embedded default, users in ./pillarbox-data/users).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: users_cmd::UsersCommand,
+    },
+    /// Lock a mailbox for maintenance (450 4.2.1), disable it (550 5.2.1), list states.
+    Mailbox {
+        /// The config file (default: the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: mailbox_cmd::MailboxCommand,
+    },
+    /// Addresses banned after failed logins: list them, lift a ban.
+    Auth {
+        /// The config file (default: the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: auth_cmd::AuthCommand,
+    },
+    /// Connect to an SMTP server, show what it offers and how it answers, and
+    /// explain every reply (a diagnostic client in the spirit of swaks).
+    Probe(probe::ProbeArgs),
     /// Mailbox quotas, as kept in each Maildir's maildirsize.
     Quota {
         /// The config file (default: the embedded default).
@@ -66,6 +97,20 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { file } => check_config(&file),
         Command::Explain(args) => Ok(explain::run(&args)),
+        Command::Probe(args) => Ok(probe::run(&args)),
+        Command::Users { config, cmd } => load_config(config.as_deref()).and_then(|c| {
+            let file = c
+                .users
+                .file
+                .clone()
+                .unwrap_or_else(|| c.data_dir.join("users"));
+            users_cmd::run(cmd, &file, c.primary_domain())
+        }),
+        Command::Mailbox { config, cmd } => load_config(config.as_deref()).and_then(|c| {
+            mailbox_cmd::run(cmd, &c.data_dir.join("state.sqlite"), c.primary_domain())
+        }),
+        Command::Auth { config, cmd } => load_config(config.as_deref())
+            .and_then(|c| auth_cmd::run(cmd, &c.data_dir.join("state.sqlite"))),
         Command::Quota { config, cmd } => {
             load_config(config.as_deref()).and_then(|c| quota_cmd::run(cmd, &c))
         }

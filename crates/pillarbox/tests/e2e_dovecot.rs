@@ -65,8 +65,9 @@ fn dovecot_config(dir: &TestDir) -> String {
                 .unwrap_or(0);
             assert!(
                 mode & 0o001 != 0,
-                "Dovecot runs as nobody and cannot pass {} (mode {mode:o}): point TMPDIR at a world-traversable directory",
-                ancestor.display()
+                "Dovecot runs as nobody and cannot pass {} (mode {:o}): point TMPDIR at a world-traversable directory",
+                ancestor.display(),
+                mode & 0o7777
             );
         }
         ("65534".to_string(), "65534".to_string())

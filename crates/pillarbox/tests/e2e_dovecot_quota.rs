@@ -69,11 +69,13 @@ fn message(bytes: usize) -> Vec<u8> {
 
 #[test]
 fn dovecot_reports_our_usage_and_its_expunge_frees_room_for_us() {
-    let mut cfg = Config::default();
-    cfg.users = vec![format!(
-        "alice@example.test::65534:65534::::userdb_quota_rule=*:bytes={QUOTA}"
-    )];
-    cfg.catch_all = false;
+    let cfg = Config {
+        users: vec![format!(
+            "alice@example.test::65534:65534::::userdb_quota_rule=*:bytes={QUOTA}"
+        )],
+        catch_all: false,
+        ..Config::default()
+    };
     let dir = TestDir::new(&cfg);
     let server = dir.start();
     let mut c = server.session();

@@ -184,12 +184,14 @@ fn below_reserve_mail_and_rcpt_get_452_until_space_is_freed() {
 
 #[test]
 fn quota_full_mailbox_gives_452_at_rcpt_and_at_end_of_data() {
-    let mut cfg = Config::default();
-    cfg.users = vec![
-        "alice@example.test::1000:1000::::userdb_quota_rule=*:bytes=3000".into(),
-        "bob@example.test::1000:1000::::".into(),
-    ];
-    cfg.catch_all = false;
+    let cfg = Config {
+        users: vec![
+            "alice@example.test::1000:1000::::userdb_quota_rule=*:bytes=3000".into(),
+            "bob@example.test::1000:1000::::".into(),
+        ],
+        catch_all: false,
+        ..Config::default()
+    };
     let dir = TestDir::new(&cfg);
     let server = dir.start();
     let mut c = server.session();
@@ -248,8 +250,10 @@ fn quota_full_mailbox_gives_452_at_rcpt_and_at_end_of_data() {
 
 #[test]
 fn permanent_quota_answers_552() {
-    let mut cfg = Config::default();
-    cfg.users = vec!["alice@example.test::1000:1000::::userdb_quota_rule=*:bytes=100".into()];
+    let cfg = Config {
+        users: vec!["alice@example.test::1000:1000::::userdb_quota_rule=*:bytes=100".into()],
+        ..Config::default()
+    };
     let dir = TestDir::new(&cfg);
     append_config(&dir, "[quota]\nexceeded = \"permanent\"\n");
     let server = dir.start();

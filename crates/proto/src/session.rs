@@ -9,6 +9,7 @@ use crate::address::{self, AddressError, ForwardPath, ReversePath};
 use crate::command::{self, Command, CommandError};
 use crate::dot_decoder::{DotDecoder, LineEndingCheck};
 use crate::input::Input;
+use crate::sasl::{self, Mechanism, Secret, ServerExchange, ServerStep};
 
 /// What a session is allowed and bound to; set by the server per connection.
 #[derive(Clone, Debug)]
@@ -30,6 +31,25 @@ pub struct SessionConfig {
     pub tls: bool,
     /// This client may ask `HELP STATUS` (loopback or trusted).
     pub status_allowed: bool,
+    /// SMTP AUTH on this listener (RFC 4954).
+    pub auth: AuthPolicy,
+}
+
+/// What AUTH this listener offers.
+#[derive(Clone, Debug, Default)]
+pub struct AuthPolicy {
+    /// Mechanisms offered; empty: AUTH is off here (`502`).
+    pub mechanisms: Vec<Mechanism>,
+    /// AUTH only under TLS (RFC 8314, RFC 6409): not advertised before it,
+    /// `538 5.7.11` if tried.
+    pub require_tls: bool,
+    /// MAIL needs AUTH first (`530 5.7.0`).
+    pub required: bool,
+    /// Random text from the driver, unique to this session; each exchange's
+    /// nonce is it plus a counter.
+    pub nonce: String,
+    /// A server-wide secret for decoy SCRAM salts of unknown users.
+    pub decoy_key: Vec<u8>,
 }
 
 impl Default for SessionConfig {
@@ -43,6 +63,7 @@ impl Default for SessionConfig {
             starttls: false,
             tls: false,
             status_allowed: false,
+            auth: AuthPolicy::default(),
         }
     }
 }
@@ -63,6 +84,10 @@ pub enum Event {
     StartTls,
     /// Flush replies and close the connection.
     Close,
+    /// An AUTH exchange ended: `authcid` as the client gave it (when it got
+    /// that far) and whether it succeeded. For logs and failure counting;
+    /// never carries a password.
+    AuthAttempt { authcid: Option<String>, ok: bool },
 }
 
 /// A question for policy or storage.
@@ -84,6 +109,17 @@ pub enum Question {
     Deliver { size: u64 },
     /// `HELP STATUS` from an allowed client: `Status(lines)`.
     Status,
+    /// AUTH PLAIN/LOGIN: is this the user's password? `Accept`, or
+    /// `Refuse(535 5.7.8)` for a wrong one, or `Refuse(454 4.7.0)` when the
+    /// directory cannot be read.
+    CheckPassword { authcid: String, password: String },
+    /// AUTH CRAM-MD5/SCRAM-SHA-256: the user's secret for `mechanism`:
+    /// `Secret(Some(..))`, `Secret(None)` (unknown user, or no such secret),
+    /// or `Refuse(454 4.7.0)`.
+    Secret {
+        authcid: String,
+        mechanism: Mechanism,
+    },
 }
 
 /// The driver's answer to a [`Question`].
@@ -93,6 +129,7 @@ pub enum Answer {
     Refuse(Reply),
     Delivered(String),
     Status(Vec<String>),
+    Secret(Option<Secret>),
 }
 
 /// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
@@ -152,6 +189,8 @@ enum Pending {
     Deliver,
     Status,
     TlsHandshake,
+    Password,
+    Secret,
 }
 
 /// One SMTP server session, from greeting to close.
@@ -172,6 +211,13 @@ pub struct Session {
     last_command: &'static str,
     /// What storage can take now, when less than the configured maximum.
     storage_room: Option<u64>,
+    /// The authenticated identity (RFC 4954 4), until STARTTLS or the end.
+    authenticated: Option<String>,
+    /// An AUTH exchange in progress: lines are SASL responses, not commands.
+    sasl: Option<ServerExchange>,
+    /// The authcid of the exchange in progress, once known.
+    sasl_authcid: Option<String>,
+    auth_attempts: u32,
 }
 
 impl Session {
@@ -190,7 +236,16 @@ impl Session {
             closed: false,
             last_command: "",
             storage_room: None,
+            authenticated: None,
+            sasl: None,
+            sasl_authcid: None,
+            auth_attempts: 0,
         }
+    }
+
+    /// Who authenticated in this session (RFC 4954), if anyone.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
     }
 
     /// Caps the SIZE advertised in EHLO to what storage can take now (issue:
@@ -332,8 +387,28 @@ impl Session {
                 self.reply(reply);
             }
             (Pending::TlsHandshake, _) => {}
-            (_, Answer::Refuse(reply)) => self.reply(reply),
-            (_, _) => self.reply(Row::LocalError.reply()),
+            (Pending::Password, Answer::Accept) => self.sasl_continue(|x| x.password_checked(true)),
+            (Pending::Password, Answer::Refuse(r)) if r.code.get() == 535 => {
+                self.sasl_continue(|x| x.password_checked(false))
+            }
+            (Pending::Secret, Answer::Secret(secret)) => {
+                self.sasl_continue(move |x| x.secret(secret))
+            }
+            (Pending::Password | Pending::Secret, Answer::Refuse(reply)) => {
+                // The directory could not answer (454): the exchange ends, uncounted.
+                self.sasl = None;
+                self.sasl_authcid = None;
+                self.reply(reply);
+            }
+            (_, Answer::Refuse(reply)) => {
+                self.sasl = None;
+                self.reply(reply)
+            }
+            (_, _) => {
+                // An answer that does not fit the question: fail safe.
+                self.sasl = None;
+                self.reply(Row::LocalError.reply())
+            }
         }
     }
 
@@ -343,6 +418,8 @@ impl Session {
         self.pending = None;
         self.cfg.tls = true;
         self.greeting = None;
+        self.authenticated = None;
+        self.sasl = None;
         self.tx = None;
         self.body = Body::None;
         self.discarding_line = false;
@@ -394,6 +471,9 @@ impl Session {
     }
 
     fn read_command(&mut self, input: &mut Input) -> bool {
+        if self.sasl.is_some() {
+            return self.read_sasl_line(input);
+        }
         let data = input.data();
         if self.discarding_line {
             // The rest of an over-long line is dropped before the next command.
@@ -425,6 +505,7 @@ impl Session {
         // (only in DATA does it matter for smuggling, and there it never ends a line).
         if lf + 1 > self.cfg.max_line {
             input.consume(lf + 1);
+            self.last_command = "?";
             self.error(Row::LineTooLong.reply());
             return true;
         }
@@ -499,8 +580,7 @@ impl Session {
                 self.closed = true;
             }
             Command::StartTls => self.starttls(input),
-            // AUTH is not offered on this listener (RFC 4954 is not enabled here).
-            Command::Auth(_) => self.error(Row::NotImplemented.reply()),
+            Command::Auth(args) => self.auth(&args),
             Command::NotImplemented => self.error(Row::NotImplemented.reply()),
         }
     }
@@ -522,7 +602,16 @@ impl Session {
         if self.cfg.starttls && !self.cfg.tls {
             lines.push("STARTTLS".to_string());
         }
+        if self.auth_offered() {
+            let names: Vec<&str> = self.cfg.auth.mechanisms.iter().map(|m| m.name()).collect();
+            lines.push(format!("AUTH {}", names.join(" ")));
+        }
         lines
+    }
+
+    /// AUTH is advertised now: configured, and TLS is on where required.
+    fn auth_offered(&self) -> bool {
+        !self.cfg.auth.mechanisms.is_empty() && (self.cfg.tls || !self.cfg.auth.require_tls)
     }
 
     fn esmtp(&self) -> bool {
@@ -535,6 +624,15 @@ impl Session {
         }
         if self.tx.is_some() {
             return self.bad_sequence("nested MAIL command");
+        }
+        if self.cfg.auth.required && self.authenticated.is_none() {
+            // RFC 4954 6 / RFC 6409 4.3; on a listener that needs TLS first, say that first.
+            let row = if !self.cfg.tls && self.cfg.auth.require_tls && self.cfg.starttls {
+                Row::TlsRequired
+            } else {
+                Row::AuthRequired
+            };
+            return self.error(row.reply());
         }
         let Ok((inner, rest)) = address::split_path(args) else {
             return self.error(Row::BadSenderSyntax.reply());
@@ -589,6 +687,9 @@ impl Session {
                 ("SMTPUTF8", Some(_)) => {
                     return Err(Row::Syntax.reply_with("SMTPUTF8 takes no value"))
                 }
+                // RFC 4954 5: AUTH=<mailbox> or AUTH=<>, only where AUTH is advertised.
+                // A client's claim of the original submitter is not trusted: ignored.
+                ("AUTH", Some(_)) if self.auth_offered() => {}
                 _ => return Err(Row::UnknownParameter.reply()),
             }
         }
@@ -737,6 +838,139 @@ impl Session {
         self.reply(Row::TlsReady.reply());
         self.events.push_back(Event::StartTls);
         self.pending = Some(Pending::TlsHandshake);
+    }
+
+    fn auth(&mut self, args: &str) {
+        if self.cfg.auth.mechanisms.is_empty() {
+            return self.error(Row::NotImplemented.reply());
+        }
+        if self.greeting.as_ref().is_none_or(|g| !g.esmtp) {
+            return self.bad_sequence("send EHLO first");
+        }
+        if self.authenticated.is_some() {
+            return self.bad_sequence("already authenticated");
+        }
+        if self.tx.is_some() {
+            return self.bad_sequence("AUTH inside a mail transaction");
+        }
+        if !self.cfg.tls && self.cfg.auth.require_tls {
+            return self.error(Row::AuthNeedsTls.reply());
+        }
+        let mut words = args.split(' ').filter(|w| !w.is_empty());
+        let (Some(name), initial) = (words.next(), words.next()) else {
+            return self.error(Row::Syntax.reply_with("AUTH <mechanism> [initial-response]"));
+        };
+        if words.next().is_some() {
+            return self.error(Row::Syntax.reply_with("AUTH <mechanism> [initial-response]"));
+        }
+        let Some(mech) =
+            Mechanism::from_name(name).filter(|m| self.cfg.auth.mechanisms.contains(m))
+        else {
+            return self.error(Row::AuthMechanism.reply());
+        };
+        self.auth_attempts += 1;
+        let nonce = format!("{}{}", self.cfg.auth.nonce, self.auth_attempts);
+        let (exchange, step) = ServerExchange::start(
+            mech,
+            initial,
+            &nonce,
+            &self.cfg.hostname,
+            &self.cfg.auth.decoy_key,
+        );
+        self.sasl = Some(exchange);
+        self.sasl_authcid = None;
+        self.sasl_step(step);
+    }
+
+    /// Carries out one step of the exchange in progress.
+    fn sasl_step(&mut self, step: ServerStep) {
+        match step {
+            ServerStep::Challenge(data) => {
+                self.reply(Row::AuthChallenge.reply_with(&sasl::encode(&data)))
+            }
+            ServerStep::CheckPassword { authcid, password } => {
+                self.sasl_authcid = Some(authcid.clone());
+                self.ask(
+                    Pending::Password,
+                    Question::CheckPassword { authcid, password },
+                );
+            }
+            ServerStep::NeedSecret { authcid } => {
+                self.sasl_authcid = Some(authcid.clone());
+                let mechanism = self
+                    .sasl
+                    .as_ref()
+                    .map_or(Mechanism::ScramSha256, |x| x.mechanism());
+                self.ask(Pending::Secret, Question::Secret { authcid, mechanism });
+            }
+            ServerStep::Success { authcid } => {
+                self.sasl = None;
+                self.sasl_authcid = None;
+                self.authenticated = Some(authcid.clone());
+                self.events.push_back(Event::AuthAttempt {
+                    authcid: Some(authcid),
+                    ok: true,
+                });
+                self.reply(Row::AuthOk.reply());
+            }
+            ServerStep::Failure(f) => {
+                self.sasl = None;
+                let authcid = self.sasl_authcid.take();
+                if f == sasl::Failure::InvalidCredentials {
+                    self.events
+                        .push_back(Event::AuthAttempt { authcid, ok: false });
+                    self.reply(f.row().reply());
+                } else {
+                    self.error(f.row().reply());
+                }
+            }
+        }
+    }
+
+    fn sasl_continue(&mut self, f: impl FnOnce(&mut ServerExchange) -> ServerStep) {
+        let Some(mut x) = self.sasl.take() else {
+            return;
+        };
+        let step = f(&mut x);
+        self.sasl = Some(x);
+        self.sasl_step(step);
+    }
+
+    /// A line of the AUTH exchange: RFC 4954 4 allows 12288 octets; longer
+    /// ends the exchange with `500 5.5.6` (the rest of the line is dropped).
+    fn read_sasl_line(&mut self, input: &mut Input) -> bool {
+        const MAX_SASL_LINE: usize = 12288;
+        let data = input.data();
+        let lf = data.iter().position(|&b| b == b'\n');
+        let too_long = match lf {
+            Some(i) => i + 1 > MAX_SASL_LINE,
+            None => data.len() >= MAX_SASL_LINE,
+        };
+        if too_long {
+            match lf {
+                Some(i) => input.consume(i + 1),
+                None => {
+                    let n = data.len();
+                    input.consume(n);
+                    self.discarding_line = true;
+                }
+            }
+            self.sasl = None;
+            self.sasl_authcid = None;
+            self.error(Row::AuthLineTooLong.reply());
+            return true;
+        }
+        let Some(lf) = lf else { return false };
+        let end = if lf > 0 && data[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        let line = String::from_utf8_lossy(&data[..end]).into_owned();
+        input.consume(lf + 1);
+        self.last_command = "AUTH";
+        self.sasl_continue(|x| x.respond(&line));
+        true
     }
 
     fn read_data(&mut self, input: &mut Input) -> bool {

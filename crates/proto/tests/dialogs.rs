@@ -10,7 +10,10 @@
 //! - `! timeout` / `! shutdown` — the driver ends the session (command timeout,
 //!   server drain) as the server does;
 //! - `@key value` — settings: `hostname`, `max_size`, `max_recipients`,
-//!   `max_errors`, `max_line`, `starttls on|off`, `tls on|off`, `status on|off`;
+//!   `max_errors`, `max_line`, `starttls on|off`, `tls on|off`, `status on|off`,
+//!   `auth MECH ...` (offered mechanisms), `auth_tls on|off` (AUTH only under
+//!   TLS), `auth_required on|off`; the AUTH nonce is `NONCE` plus a counter;
+//! - `X: auth <authcid> ok|failed` — an AUTH exchange ended;
 //! - `#` comments and blank lines.
 //!
 //! Consecutive client lines are sent in one batch (as a pipelining client
@@ -21,11 +24,14 @@
 //! `localhost` and `[127.0.0.1]`; local part `unknown` -> 550 5.1.1, `full` ->
 //! 452 4.2.2, `locked` -> 450 4.2.1, `disabled` -> 550 5.2.1, `grey` -> 450
 //! 4.2.0 (300 s); other domains -> 554 5.7.1; sender `nospace@...` -> 452
-//! 4.3.1; deliveries get queue ids Q1, Q2 ...
+//! 4.3.1; deliveries get queue ids Q1, Q2 ... Users: `alice` with password
+//! `secret` (SCRAM salt `salt`, 4096 iterations); `down` -> 454 4.7.0 (the
+//! directory cannot be read); anyone else is unknown.
 
 use std::path::Path;
 
 use pillarbox_codes::Row;
+use pillarbox_proto::sasl::{CramMd5Secret, Mechanism, ScramSecret, Secret};
 use pillarbox_proto::{
     Answer, Event, ForwardPath, Input, Question, ReversePath, Session, SessionConfig,
 };
@@ -102,6 +108,21 @@ fn policy(q: &Question, delivered: &mut u32) -> Answer {
             Answer::Delivered(format!("Q{delivered}"))
         }
         Question::Status => Answer::Status(vec!["Pillarbox test".into(), "sessions 1".into()]),
+        Question::CheckPassword { authcid, password } => match authcid.as_str() {
+            "down" => Answer::Refuse(Row::AuthTemporary.reply()),
+            "alice" if password == "secret" => Answer::Accept,
+            _ => Answer::Refuse(Row::AuthInvalid.reply()),
+        },
+        Question::Secret { authcid, mechanism } => match (authcid.as_str(), mechanism) {
+            ("down", _) => Answer::Refuse(Row::AuthTemporary.reply()),
+            ("alice", Mechanism::CramMd5) => Answer::Secret(Some(Secret::CramMd5(
+                CramMd5Secret::from_password("secret"),
+            ))),
+            ("alice", _) => Answer::Secret(Some(Secret::Scram(ScramSecret::from_password(
+                "secret", b"salt", 4096,
+            )))),
+            _ => Answer::Secret(None),
+        },
     }
 }
 
@@ -126,6 +147,16 @@ fn run_dialog(path: &Path) {
                 "starttls" => cfg.starttls = on,
                 "tls" => cfg.tls = on,
                 "status" => cfg.status_allowed = on,
+                "auth" => {
+                    cfg.auth.mechanisms = v
+                        .split(' ')
+                        .map(|m| Mechanism::from_name(m).expect("mechanism"))
+                        .collect();
+                    cfg.auth.nonce = "NONCE".into();
+                    cfg.auth.decoy_key = b"decoy".to_vec();
+                }
+                "auth_tls" => cfg.auth.require_tls = on,
+                "auth_required" => cfg.auth.required = on,
                 _ => panic!("{}: unknown setting @{k}", path.display()),
             }
         }
@@ -166,6 +197,11 @@ fn run_dialog(path: &Path) {
                     session.tls_established();
                 }
                 Event::Close => actual.push("X: closed".into()),
+                Event::AuthAttempt { authcid, ok } => actual.push(format!(
+                    "X: auth {} {}",
+                    authcid.as_deref().unwrap_or("-"),
+                    if ok { "ok" } else { "failed" }
+                )),
             }
         }
     };

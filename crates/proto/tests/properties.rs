@@ -137,7 +137,7 @@ proptest! {
                     }),
                     Event::StartTls => s.tls_established(),
                     Event::Close => break 'outer,
-                    Event::Body(_) | Event::AbortMessage => {}
+                    Event::Body(_) | Event::AbortMessage | Event::AuthAttempt { .. } => {}
                 }
             }
             // Command mode keeps less than one line; body modes consume everything.

@@ -51,6 +51,130 @@ impl fmt::Display for Protocol {
 pub struct Listen {
     pub address: SocketAddr,
     pub protocol: Protocol,
+    /// Offer AUTH here. Default: on for submission(s), off for smtp (MX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<bool>,
+    /// MAIL needs AUTH first (530 5.7.0). Default: on for submission(s), off for smtp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_auth: Option<bool>,
+    /// AUTH only under TLS: not advertised before STARTTLS, 538 5.7.11 if tried. Default: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_tls_for_auth: Option<bool>,
+}
+
+impl Listen {
+    fn new(address: SocketAddr, protocol: Protocol) -> Self {
+        Self {
+            address,
+            protocol,
+            auth: None,
+            require_auth: None,
+            require_tls_for_auth: None,
+        }
+    }
+
+    /// AUTH is offered on this listener.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.unwrap_or(self.protocol != Protocol::Smtp)
+    }
+
+    /// MAIL needs AUTH first.
+    pub fn auth_required(&self) -> bool {
+        self.require_auth.unwrap_or(self.protocol != Protocol::Smtp)
+    }
+
+    /// AUTH needs TLS first.
+    pub fn tls_for_auth(&self) -> bool {
+        self.require_tls_for_auth.unwrap_or(true)
+    }
+}
+
+/// Greylisting (postgrey's rules; off by default).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Greylist {
+    pub enabled: bool,
+    /// A new triplet is refused for this long (450 4.2.0).
+    pub delay: Seconds,
+    /// A retry this long after first sight still counts; later starts over.
+    pub retry_window: Seconds,
+    /// Passes after which a client network is whitelisted; 0: never.
+    pub auto_whitelist_after: u32,
+    /// How long an auto-whitelisted network stays so after it was last seen.
+    pub auto_whitelist_for: Seconds,
+    /// The client's network in the triplet: /24 and /64 by default.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Never greylisted: client networks, sender domains or addresses, recipients.
+    pub whitelist_clients: Vec<IpNet>,
+    pub whitelist_senders: Vec<String>,
+    pub whitelist_recipients: Vec<String>,
+}
+
+impl Default for Greylist {
+    fn default() -> Self {
+        let d = pillarbox_store::greylist::GreylistConfig::default();
+        Self {
+            enabled: false,
+            delay: Seconds(Duration::from_secs(d.delay)),
+            retry_window: Seconds(Duration::from_secs(d.retry_window)),
+            auto_whitelist_after: d.auto_whitelist_after,
+            auto_whitelist_for: Seconds(Duration::from_secs(d.auto_whitelist_for)),
+            ipv4_prefix: d.ipv4_prefix,
+            ipv6_prefix: d.ipv6_prefix,
+            whitelist_clients: Vec::new(),
+            whitelist_senders: Vec::new(),
+            whitelist_recipients: Vec::new(),
+        }
+    }
+}
+
+impl Greylist {
+    /// The store's greylisting parameters.
+    pub fn store_config(&self) -> pillarbox_store::greylist::GreylistConfig {
+        pillarbox_store::greylist::GreylistConfig {
+            delay: self.delay.0.as_secs(),
+            retry_window: self.retry_window.0.as_secs(),
+            auto_whitelist_after: self.auto_whitelist_after,
+            auto_whitelist_for: self.auto_whitelist_for.0.as_secs(),
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            ..Default::default()
+        }
+    }
+}
+
+/// SMTP AUTH and its brute-force defence.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Mechanisms offered where AUTH is on. CRAM-MD5 and SCRAM-SHA-256 work for
+    /// users whose stored password allows them ({CRAM-MD5}/{PLAIN}, {SCRAM-SHA-256}/{PLAIN}).
+    pub mechanisms: Vec<String>,
+    /// Failures from one address (or for one account) within `window` before a ban.
+    pub max_failures: u32,
+    pub window: Seconds,
+    /// How long a banned address is refused (421 4.7.0).
+    pub ban_for: Seconds,
+    /// Each failure waits this long times the failures so far, before its 535.
+    pub failure_delay: Seconds,
+    /// Ban loopback and trusted addresses too (off: they are never banned).
+    pub ban_trusted: bool,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            mechanisms: ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
+                .map(String::from)
+                .to_vec(),
+            max_failures: 5,
+            window: Seconds(Duration::from_secs(900)),
+            ban_for: Seconds(Duration::from_secs(3600)),
+            failure_delay: Seconds(Duration::from_secs(1)),
+            ban_trusted: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -261,6 +385,8 @@ struct FileConfig {
     users: Option<Users>,
     relay: Option<Relay>,
     limits: Option<Limits>,
+    auth: Option<Auth>,
+    greylist: Option<Greylist>,
     storage: Option<Storage>,
     quota: Option<Quota>,
     log: Option<Log>,
@@ -277,6 +403,8 @@ pub struct Config {
     pub users: Users,
     pub relay: Relay,
     pub limits: Limits,
+    pub auth: Auth,
+    pub greylist: Greylist,
     pub storage: Storage,
     pub quota: Quota,
     pub log: Log,
@@ -304,10 +432,17 @@ impl Config {
         Self {
             hostname: f.hostname.unwrap_or_else(system_hostname),
             listen: f.listen.unwrap_or_else(|| {
-                vec![Listen {
-                    address: SocketAddr::from(([127, 0, 0, 1], 2525)),
-                    protocol: Protocol::Smtp,
-                }]
+                vec![
+                    Listen::new(SocketAddr::from(([127, 0, 0, 1], 2525)), Protocol::Smtp),
+                    Listen::new(
+                        SocketAddr::from(([127, 0, 0, 1], 2587)),
+                        Protocol::Submission,
+                    ),
+                    Listen::new(
+                        SocketAddr::from(([127, 0, 0, 1], 2465)),
+                        Protocol::Submissions,
+                    ),
+                ]
             }),
             tls: f.tls,
             domains: f.domains.unwrap_or_else(|| Domains {
@@ -317,6 +452,8 @@ impl Config {
             users,
             relay: f.relay.unwrap_or_default(),
             limits: f.limits.unwrap_or_default(),
+            auth: f.auth.unwrap_or_default(),
+            greylist: f.greylist.unwrap_or_default(),
             storage: f.storage.unwrap_or_default(),
             quota: f.quota.unwrap_or_default(),
             log: f.log.unwrap_or_default(),
@@ -359,12 +496,29 @@ impl Config {
             return Err("key `listen`: at least one [[listen]] is needed".into());
         }
         for l in &self.listen {
-            if l.protocol != Protocol::Smtp {
+            if l.auth_required() && !l.auth_enabled() {
                 return Err(format!(
-                    "key `listen.protocol`: `{}` on {} needs AUTH, which this version does not have yet; use `smtp`",
-                    l.protocol, l.address
+                    "key `listen.require_auth`: {} requires AUTH but `auth = false` there",
+                    l.address
                 ));
             }
+        }
+        for m in &self.auth.mechanisms {
+            if pillarbox_proto::sasl::Mechanism::from_name(m).is_none() {
+                return Err(format!(
+                    "key `auth.mechanisms`: {m:?} is not one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256"
+                ));
+            }
+        }
+        let g = &self.greylist;
+        if g.ipv4_prefix > 32 || g.ipv6_prefix > 128 {
+            return Err("keys `greylist.ipv4_prefix`/`ipv6_prefix`: at most 32 and 128".into());
+        }
+        if g.enabled && g.retry_window.0 <= g.delay.0 {
+            return Err("key `greylist.retry_window`: must be longer than `greylist.delay`".into());
+        }
+        if self.auth.max_failures == 0 {
+            return Err("key `auth.max_failures`: must be at least 1".into());
         }
         if self.domains.local.is_empty() {
             return Err("key `domains.local`: at least one local domain is needed".into());
@@ -416,6 +570,15 @@ impl Config {
     }
 
     /// The effective config as TOML (`check-config`).
+    /// The configured AUTH mechanisms.
+    pub fn mechanisms(&self) -> Vec<pillarbox_proto::sasl::Mechanism> {
+        self.auth
+            .mechanisms
+            .iter()
+            .filter_map(|m| pillarbox_proto::sasl::Mechanism::from_name(m))
+            .collect()
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -613,6 +776,10 @@ mod tests {
     fn embedded_default_matches_design() {
         let c = Config::embedded();
         assert_eq!(c.listen[0].address.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.listen[1].address.to_string(), "127.0.0.1:2587");
+        assert!(c.listen[1].auth_required() && c.listen[1].tls_for_auth());
+        assert_eq!(c.listen[2].protocol, Protocol::Submissions);
+        assert!(!c.listen[0].auth_enabled());
         assert_eq!(c.data_dir, PathBuf::from("pillarbox-data"));
         assert_eq!(c.domains.local, vec!["localhost".to_string()]);
         assert!(c.domains.catch_all);

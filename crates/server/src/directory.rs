@@ -9,8 +9,40 @@ use pillarbox_store::UserDirectory;
 /// How often the file's modification time is looked at, at most.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// Which challenge-response mechanisms every user with a password can use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MechanismSupport {
+    pub cram_md5: bool,
+    pub scram_sha256: bool,
+}
+
+impl MechanismSupport {
+    fn of(dir: &UserDirectory) -> Self {
+        use pillarbox_store::password::Scheme;
+        let schemes: Vec<Scheme> = dir
+            .iter()
+            .filter_map(|u| u.stored_password().ok())
+            .map(|p| p.scheme())
+            .collect();
+        if schemes.is_empty() {
+            return Self::default();
+        }
+        Self {
+            cram_md5: schemes
+                .iter()
+                .all(|s| matches!(s, Scheme::CramMd5 | Scheme::Plain)),
+            scram_sha256: schemes
+                .iter()
+                .all(|s| matches!(s, Scheme::ScramSha256 | Scheme::Plain)),
+        }
+    }
+}
+
 struct State {
     dir: Arc<UserDirectory>,
+    support: MechanismSupport,
+    /// The last read succeeded (or the file is absent: no users).
+    healthy: bool,
     mtime: Option<SystemTime>,
     checked: Instant,
 }
@@ -31,6 +63,8 @@ impl Directory {
             default_domain: default_domain.to_string(),
             state: Mutex::new(State {
                 dir: Arc::new(UserDirectory::default()),
+                support: MechanismSupport::default(),
+                healthy: true,
                 mtime: None,
                 checked: Instant::now(),
             }),
@@ -59,15 +93,35 @@ impl Directory {
             }
             Err(e) => {
                 tracing::error!(file = %self.path.display(), "users file unreadable, keeping the previous one: {e}");
-                let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.healthy = false;
+                st.checked = Instant::now();
                 return st.dir.clone();
             }
         };
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.support = MechanismSupport::of(&dir);
         st.dir = dir.clone();
+        st.healthy = true;
         st.mtime = mtime;
         st.checked = Instant::now();
         dir
+    }
+
+    /// Whether the file could be read the last time (AUTH answers 454 4.7.0
+    /// when it could not; mail for known users still flows from the last good copy).
+    pub fn healthy(&self) -> bool {
+        let _ = self.current();
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).healthy
+    }
+
+    /// CRAM-MD5 and SCRAM-SHA-256 are advertised only when every user with a
+    /// password can use them: clients pick the strongest mechanism offered and
+    /// do not fall back, so offering one that a user's stored hash (Argon2,
+    /// SHA-crypt, bcrypt) cannot serve would lock that user out.
+    pub fn mechanism_support(&self) -> MechanismSupport {
+        let _ = self.current();
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).support
     }
 
     /// The current directory, re-read first if the file changed.

@@ -68,6 +68,30 @@ pub fn resolve(
     Verdict::Refuse(Row::NoSuchUser.reply())
 }
 
+/// A mailbox locked for maintenance (450 4.2.1) or disabled (550 5.2.1).
+pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result<(), Reply> {
+    use pillarbox_store::state::MailboxState;
+    match shared
+        .state
+        .mailbox_state(&mb.to_string(), crate::auth::now())
+    {
+        Ok(MailboxState::Open) => Ok(()),
+        Ok(MailboxState::Locked { reason, .. }) => {
+            tracing::info!(mailbox = %mb, reason, "mailbox locked");
+            Err(Row::MailboxUnavailable.reply())
+        }
+        Ok(MailboxState::Disabled { reason }) => {
+            tracing::info!(mailbox = %mb, reason, "mailbox disabled");
+            Err(Row::MailboxDisabled.reply())
+        }
+        Err(e) => {
+            // Unknown state: defer rather than deliver into a mailbox under maintenance.
+            tracing::error!(mailbox = %mb, error = %e, "cannot read mailbox state");
+            Err(Row::MailboxUnavailable.reply())
+        }
+    }
+}
+
 fn mailbox(domain: &str, user: &str) -> Verdict {
     match MailboxAddr::new(domain, user) {
         Ok(m) => Verdict::Local(m),

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use pillarbox_store::MaildirStore;
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Listen, Protocol};
 use crate::directory::Directory;
 use crate::session_driver;
 use crate::storage::DiskWatch;
@@ -33,6 +33,10 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("state database: {0}")]
+    State(#[from] pillarbox_store::state::StateError),
+    #[error("cannot draw random bytes for the AUTH decoy key: {0}")]
+    Random(String),
 }
 
 /// What every session shares.
@@ -42,6 +46,11 @@ pub struct Shared {
     pub users: Directory,
     pub disk: DiskWatch,
     pub tls: Option<TlsAcceptor>,
+    /// Greylisting, AUTH failures and bans, mailbox locks: `<data_dir>/state.sqlite`.
+    pub state: pillarbox_store::state::StateDb,
+    pub greylist: pillarbox_store::greylist::GreylistConfig,
+    /// A secret for the whole process: decoy SCRAM salts for unknown users.
+    pub decoy_key: Vec<u8>,
     pub started: Instant,
     pub open_sessions: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
@@ -51,7 +60,7 @@ pub struct Shared {
 /// A bound server, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<(TcpListener, Protocol)>,
+    listeners: Vec<(TcpListener, Listen)>,
     pub tls_source: Option<TlsSource>,
 }
 
@@ -134,7 +143,7 @@ impl Server {
                         addr: l.address,
                         source,
                     })?;
-            listeners.push((listener, l.protocol));
+            listeners.push((listener, l.clone()));
         }
         let users_file = cfg
             .users
@@ -142,9 +151,15 @@ impl Server {
             .clone()
             .unwrap_or_else(|| cfg.data_dir.join("users"));
         let users = Directory::open(users_file, cfg.primary_domain());
+        let state = pillarbox_store::state::StateDb::open(cfg.data_dir.join("state.sqlite"))?;
+        let mut decoy_key = vec![0u8; 32];
+        getrandom::getrandom(&mut decoy_key).map_err(|e| StartError::Random(e.to_string()))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 disk: DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve),
+                state,
+                greylist: cfg.greylist.store_config(),
+                decoy_key,
                 store,
                 users,
                 tls,
@@ -163,7 +178,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<(SocketAddr, Protocol)> {
         self.listeners
             .iter()
-            .filter_map(|(l, p)| l.local_addr().ok().map(|a| (a, *p)))
+            .filter_map(|(l, p)| l.local_addr().ok().map(|a| (a, p.protocol)))
             .collect()
     }
 
@@ -175,10 +190,10 @@ impl Server {
     /// finish their transactions within the grace period, and returns.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
-        for (listener, protocol) in self.listeners {
+        for (listener, listen) in self.listeners {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();
-            tasks.spawn(accept_loop(listener, protocol, shared, shutdown));
+            tasks.spawn(accept_loop(listener, listen, shared, shutdown));
         }
         while tasks.join_next().await.is_some() {}
         // Sessions end themselves within the grace period; wait for them, bounded.
@@ -196,7 +211,7 @@ impl Server {
 
 async fn accept_loop(
     listener: TcpListener,
-    protocol: Protocol,
+    listen: Listen,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -207,7 +222,7 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
-                    sessions.spawn(session_driver::run(shared, stream, peer, protocol, shutdown));
+                    sessions.spawn(session_driver::run(shared, stream, peer, listen.clone(), shutdown));
                 }
                 Err(e) => {
                     // EMFILE and the like: log and back off rather than spin.

@@ -14,10 +14,14 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use pillarbox_codes::{Reply, Row};
+use pillarbox_proto::sasl::Mechanism;
+use pillarbox_proto::session::AuthPolicy;
 use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
-use crate::config::Protocol;
+use crate::auth::{self, AfterFailure};
+use crate::config::{Listen, Protocol};
+use crate::greylisting;
 use crate::received::Trace;
 use crate::recipients::{self, Verdict};
 use crate::server::Shared;
@@ -81,23 +85,26 @@ pub async fn run(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    protocol: Protocol,
+    listener: Listen,
     shutdown: watch::Receiver<bool>,
 ) {
     let id = shared.session_id();
     let span = tracing::info_span!("session", id = %id);
     async move {
+        let implicit_tls = listener.protocol == Protocol::Submissions;
         let Some(_slot) = shared.admit(peer.ip()) else {
             tracing::warn!(peer = %peer, "refused: too many connections");
-            let mut s = stream;
-            let _ = s
-                .write_all(Row::TooManyConnections.reply().to_wire().as_bytes())
-                .await;
+            refuse(&shared, stream, implicit_tls, Row::TooManyConnections.reply()).await;
             return;
         };
-        tracing::info!(peer = %peer, listener = %protocol, "connect");
-        let mut d = Driver::new(shared, stream, peer, id, shutdown);
-        let reason = d.drive().await;
+        if let Some(ban) = auth::ban_of(&shared, peer.ip()) {
+            tracing::warn!(peer = %peer, reason = %ban.reason, until = ban.until, "refused: banned");
+            refuse(&shared, stream, implicit_tls, Row::AuthTooManyFailures.reply()).await;
+            return;
+        }
+        tracing::info!(peer = %peer, listener = %listener.protocol, "connect");
+        let mut d = Driver::new(shared, stream, peer, id, &listener, shutdown);
+        let reason = d.drive(implicit_tls).await;
         if let Some(m) = d.msg.take() {
             m.abort();
         }
@@ -105,6 +112,28 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// Sends a refusal and closes; on an implicit-TLS listener the client can
+/// only read it after the handshake (RFC 8314 3.3), so that comes first.
+async fn refuse(shared: &Shared, stream: TcpStream, implicit_tls: bool, reply: Reply) {
+    let wire = reply.to_wire();
+    let timeout = Duration::from_secs(10);
+    if implicit_tls {
+        let Some(acceptor) = shared.tls.clone() else {
+            return;
+        };
+        if let Ok(Ok(mut tls)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            let _ = tokio::time::timeout(timeout, async {
+                let _ = tls.write_all(wire.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            })
+            .await;
+        }
+    } else {
+        let mut s = stream;
+        let _ = tokio::time::timeout(timeout, s.write_all(wire.as_bytes())).await;
+    }
 }
 
 struct Driver {
@@ -117,7 +146,8 @@ struct Driver {
     input: Input,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
-    relay_allowed: bool,
+    /// The client is in a trusted network.
+    trusted: bool,
     /// The message being received, and the first storage error it met.
     msg: Option<IncomingMessage>,
     msg_error: Option<StoreError>,
@@ -134,6 +164,7 @@ impl Driver {
         stream: TcpStream,
         peer: SocketAddr,
         id: String,
+        listener: &Listen,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let cfg = &shared.cfg;
@@ -156,6 +187,25 @@ impl Driver {
             starttls: shared.tls.is_some(),
             tls: false,
             status_allowed: trusted || peer.ip().is_loopback(),
+            auth: AuthPolicy {
+                mechanisms: if listener.auth_enabled() {
+                    let support = shared.users.mechanism_support();
+                    cfg.mechanisms()
+                        .into_iter()
+                        .filter(|m| match m {
+                            Mechanism::CramMd5 => support.cram_md5,
+                            Mechanism::ScramSha256 => support.scram_sha256,
+                            Mechanism::Plain | Mechanism::Login => true,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                require_tls: listener.tls_for_auth(),
+                required: listener.auth_required(),
+                nonce: session_nonce(),
+                decoy_key: shared.decoy_key.clone(),
+            },
         });
         Self {
             conn: Conn::Plain(stream),
@@ -166,7 +216,7 @@ impl Driver {
             input: Input::new(),
             out: Vec::new(),
             shutdown,
-            relay_allowed: trusted,
+            trusted,
             msg: None,
             msg_error: None,
             queue_id: String::new(),
@@ -178,9 +228,14 @@ impl Driver {
     }
 
     /// The session loop; returns why it ended.
-    async fn drive(&mut self) -> &'static str {
+    async fn drive(&mut self, implicit_tls: bool) -> &'static str {
         let limits = self.shared.cfg.limits.clone();
-        if let Some(reason) = self.early_talker(limits.greeting_delay.0).await {
+        if implicit_tls {
+            // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
+            if let Err(reason) = self.handshake(limits.command_timeout.0).await {
+                return reason;
+            }
+        } else if let Some(reason) = self.early_talker(limits.greeting_delay.0).await {
             return reason;
         }
         self.session.greeting().write_to(&mut self.out);
@@ -205,6 +260,11 @@ impl Driver {
                     Event::Close => {
                         let _ = self.flush().await;
                         return "closed";
+                    }
+                    Event::AuthAttempt { authcid, ok } => {
+                        if let Some(reason) = self.auth_attempt(authcid, ok).await {
+                            return reason;
+                        }
                     }
                 }
             }
@@ -324,11 +384,16 @@ impl Driver {
 
     async fn start_tls(&mut self, timeout: Duration) -> Result<(), &'static str> {
         self.flush().await.map_err(|_| "write failed")?;
+        self.handshake(timeout).await
+    }
+
+    /// The TLS handshake on the plain connection (after STARTTLS, or at once on 465).
+    async fn handshake(&mut self, timeout: Duration) -> Result<(), &'static str> {
         let Some(acceptor) = self.shared.tls.clone() else {
             return Err("TLS not configured");
         };
         let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Closed) else {
-            return Err("STARTTLS under TLS");
+            return Err("TLS under TLS");
         };
         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
@@ -345,49 +410,102 @@ impl Driver {
         }
     }
 
+    /// After an AUTH exchange: log it, and on failure count it, wait, or ban.
+    async fn auth_attempt(&mut self, authcid: Option<String>, ok: bool) -> Option<&'static str> {
+        let user = authcid.as_deref().unwrap_or("-");
+        if ok {
+            tracing::info!(user, "authenticated");
+            if let Err(e) = self
+                .shared
+                .state
+                .clear_auth_failures(&self.peer.ip().to_string())
+            {
+                tracing::warn!(error = %e, "cannot clear authentication failures");
+            }
+            return None;
+        }
+        tracing::warn!(user, "authentication failed");
+        match auth::record_failure(
+            &self.shared,
+            self.peer.ip(),
+            self.trusted,
+            authcid.as_deref(),
+        ) {
+            AfterFailure::Delay(d) => {
+                // Progressive delay: each failure costs the client more time.
+                tokio::time::sleep(d).await;
+                None
+            }
+            AfterFailure::Banned => Some(
+                self.close_with(Row::AuthTooManyFailures.reply(), "banned")
+                    .await,
+            ),
+        }
+    }
+
     async fn answer(&mut self, q: Question) -> Answer {
         match q {
             Question::Sender { from, size } => {
                 self.accepted.clear();
                 tracing::debug!(from = %from, size, "sender");
+                if let Some(user) = self.session.authenticated() {
+                    if !auth::owns(&self.shared, user, &from) {
+                        tracing::warn!(user, from = %from, "sender not owned");
+                        return Answer::Refuse(Row::SenderNotOwned.reply());
+                    }
+                }
                 match self.shared.disk.check(size) {
                     Ok(()) => Answer::Accept,
                     Err(r) => Answer::Refuse(r),
                 }
             }
-            Question::Recipient { to, size } => {
-                if let Err(r) = self.shared.disk.check(None) {
-                    return Answer::Refuse(r);
-                }
-                let sh = &self.shared;
-                match recipients::resolve(
-                    &to,
-                    &sh.cfg,
-                    &sh.users,
-                    self.local_ip,
-                    self.relay_allowed,
-                ) {
-                    Verdict::Local(mb) => {
-                        // RFC 1870: with SIZE we know now whether this message would overflow.
-                        let bytes = size.unwrap_or(1);
-                        if let Err(r) =
-                            storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, bytes)
-                        {
-                            return Answer::Refuse(r);
-                        }
-                        self.accepted.push((to, mb));
-                        Answer::Accept
-                    }
-                    Verdict::Refuse(r) => {
-                        tracing::info!(to = %to, "recipient refused");
-                        Answer::Refuse(r)
-                    }
-                }
+            Question::Recipient { to, size } => self.recipient(to, size),
+            Question::CheckPassword { authcid, password } => {
+                auth::check_password(&self.shared, &authcid, password).await
+            }
+            Question::Secret { authcid, mechanism } => {
+                auth::secret(&self.shared, &authcid, mechanism)
             }
             Question::BeginMessage => self.begin_message(),
             Question::Deliver { size } => self.deliver(size).await,
             Question::Status => Answer::Status(self.status_lines()),
         }
+    }
+
+    fn recipient(&mut self, to: ForwardPath, size: Option<u64>) -> Answer {
+        if let Err(r) = self.shared.disk.check(None) {
+            return Answer::Refuse(r);
+        }
+        let authenticated = self.session.authenticated().is_some();
+        let sh = self.shared.clone();
+        let relay = self.trusted || authenticated;
+        let mb = match recipients::resolve(&to, &sh.cfg, &sh.users, self.local_ip, relay) {
+            Verdict::Local(mb) => mb,
+            Verdict::Refuse(r) => {
+                tracing::info!(to = %to, "recipient refused");
+                return Answer::Refuse(r);
+            }
+        };
+        if let Err(r) = recipients::mailbox_state(&sh, &mb) {
+            return Answer::Refuse(r);
+        }
+        // RFC 1870: with SIZE we know now whether this message would overflow.
+        if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, size.unwrap_or(1))
+        {
+            return Answer::Refuse(r);
+        }
+        // Greylisting spares authenticated and trusted clients.
+        if !authenticated && !self.trusted {
+            let sender = match self.session.transaction().map(|t| &t.from) {
+                Some(pillarbox_proto::ReversePath::Mailbox(m)) => m.to_string(),
+                _ => String::new(),
+            };
+            if let Some(r) = greylisting::check(&sh, self.peer.ip(), &sender, &mb.to_string()) {
+                return Answer::Refuse(r);
+            }
+        }
+        self.accepted.push((to, mb));
+        Answer::Accept
     }
 
     fn begin_message(&mut self) -> Answer {
@@ -405,10 +523,13 @@ impl Driver {
         let esmtp = greeting.is_some_and(|g| g.esmtp);
         let tls = self.conn.tls_summary();
         // RFC 3848: ESMTPS when under TLS; plain SMTP for HELO.
-        let protocol = match (esmtp, tls.is_some()) {
-            (true, true) => "ESMTPS",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
+        // RFC 3848: ESMTPA/ESMTPSA after AUTH.
+        let protocol = match (esmtp, tls.is_some(), self.session.authenticated().is_some()) {
+            (true, true, true) => "ESMTPSA",
+            (true, false, true) => "ESMTPA",
+            (true, true, false) => "ESMTPS",
+            (true, false, false) => "ESMTP",
+            (false, _, _) => "SMTP",
         };
         let trace = Trace {
             helo: greeting.map(|g| g.name.as_str()).unwrap_or("unknown"),
@@ -480,6 +601,11 @@ impl Driver {
         let stored = msg.stored_size();
         let sh = &self.shared;
         for mb in &boxes {
+            // A lock set while the message was coming in still covers it.
+            if let Err(r) = recipients::mailbox_state(sh, mb) {
+                msg.abort();
+                return Answer::Refuse(r);
+            }
             if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, mb, stored) {
                 msg.abort();
                 return Answer::Refuse(r);
@@ -552,4 +678,21 @@ fn store_reply(e: &StoreError) -> Reply {
     } else {
         Row::LocalError.reply()
     }
+}
+
+/// Random text for this session's AUTH nonces (RFC 5802 5.1: unpredictable),
+/// with the time for CRAM-MD5's msg-id form; the session appends a counter.
+fn session_nonce() -> String {
+    let mut bytes = [0u8; 18];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // No randomness: a nonce from the clock and address of this value is
+        // still unique, if guessable; SCRAM's proof stays safe against replay.
+        let t = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.{}.", auth::now())
 }

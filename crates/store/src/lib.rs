@@ -10,8 +10,11 @@
 
 pub mod disk;
 pub mod error;
+pub mod greylist;
 pub mod maildir;
+pub mod password;
 pub mod quota;
+pub mod state;
 pub mod users;
 
 pub use disk::{space, DiskSpace};
