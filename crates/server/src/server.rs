@@ -190,6 +190,7 @@ impl Server {
     /// finish their transactions within the grace period, and returns.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(purge_loop(self.shared.clone(), shutdown.clone()));
         for (listener, listen) in self.listeners {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();
@@ -206,6 +207,34 @@ impl Server {
             open = self.shared.open_sessions.load(Ordering::SeqCst),
             "stopped"
         );
+    }
+}
+
+/// How often expired state (greylist entries, locks, bans, old AUTH failures) is removed.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes expired state from the state database at start and then hourly.
+async fn purge_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let sh = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            pillarbox_store::greylist::purge(&sh.state, &sh.greylist, crate::auth::now())
+        })
+        .await;
+        match done {
+            Ok(Ok(p)) => tracing::debug!(?p, "state purged"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot purge the state database"),
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            r = shutdown.changed() => {
+                // A dropped sender means nobody can ask us to stop any more: stop now.
+                if r.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -231,8 +260,8 @@ async fn accept_loop(
                 }
             },
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
                     break;
                 }
             }

@@ -1,0 +1,181 @@
+//! Temporarily unavailable mailboxes and greylisting over real SMTP (issue 4):
+//! `pillarbox mailbox lock` gives 450 4.2.1 (also to a delivery already in
+//! progress), `disable` 550 5.2.1; a greylisted triplet is refused, then
+//! accepted after the (test-short) delay, with the state surviving a restart.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{binary, sample_message, Config, TestDir};
+
+fn mailbox_cli(dir: &TestDir, args: &[&str]) -> String {
+    let out = Command::new(binary())
+        .arg("mailbox")
+        .arg("--config")
+        .arg(&dir.config_path)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "mailbox {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn append_config(dir: &TestDir, toml: &str) {
+    let mut text = fs::read_to_string(&dir.config_path).unwrap();
+    text.push('\n');
+    text.push_str(toml);
+    fs::write(&dir.config_path, text).unwrap();
+}
+
+#[test]
+fn locked_mailbox_gets_450_disabled_550_and_unlock_restores_delivery() {
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    mailbox_cli(
+        &dir,
+        &[
+            "lock",
+            "alice@example.test",
+            "--reason",
+            "moving to new storage",
+            "--for",
+            "2h",
+        ],
+    );
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<x@example.test>", 250);
+    let r = c.expect("RCPT TO:<alice@example.test>", 450);
+    assert!(
+        r.text().contains("4.2.1 mailbox temporarily unavailable"),
+        "{r}"
+    );
+    c.expect("RCPT TO:<bob@example.test>", 250);
+    c.expect("RSET", 250);
+
+    mailbox_cli(
+        &dir,
+        &[
+            "disable",
+            "alice@example.test",
+            "--reason",
+            "account closed",
+        ],
+    );
+    c.expect("MAIL FROM:<x@example.test>", 250);
+    let r = c.expect("RCPT TO:<alice@example.test>", 550);
+    assert!(r.text().contains("5.2.1 mailbox disabled"), "{r}");
+    c.expect("RSET", 250);
+
+    mailbox_cli(&dir, &["enable", "alice@example.test"]);
+    mailbox_cli(&dir, &["unlock", "alice@example.test"]);
+    let m = sample_message("after-unlock", "alice@example.test");
+    assert_eq!(
+        c.send_mail("x@example.test", &["alice@example.test"], &m)
+            .unwrap()
+            .code,
+        250
+    );
+    assert_eq!(dir.messages("alice@example.test").len(), 1);
+    assert!(
+        dir.log().contains("moving to new storage"),
+        "the reason is logged"
+    );
+}
+
+#[test]
+fn a_lock_set_during_a_transaction_covers_the_delivery_in_progress() {
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<x@example.test>", 250);
+    c.expect("RCPT TO:<alice@example.test>", 250);
+    c.expect("RCPT TO:<bob@example.test>", 250);
+    c.expect("DATA", 354);
+    // The operator locks the mailbox while the message is coming in.
+    mailbox_cli(
+        &dir,
+        &["lock", "alice@example.test", "--reason", "maintenance"],
+    );
+    c.send(b"Subject: in flight\r\n\r\nbody\r\n.\r\n").unwrap();
+    let r = c.read_reply().unwrap();
+    assert_eq!(r.code, 450, "{r}");
+    assert!(r.text().contains("4.2.1"), "{r}");
+    assert!(dir.messages("alice@example.test").is_empty());
+    assert!(
+        dir.messages("bob@example.test").is_empty(),
+        "all or nothing for the recipients"
+    );
+}
+
+#[test]
+fn greylisted_triplet_is_refused_then_accepted_after_the_delay_across_a_restart() {
+    let dir = TestDir::new(&Config::default());
+    append_config(
+        &dir,
+        "[greylist]\nenabled = true\ndelay = \"2s\"\nretry_window = \"1h\"\n",
+    );
+    let mut server = dir.start();
+    {
+        let mut c = server.session();
+        c.expect("EHLO client.test", 250);
+        c.expect("MAIL FROM:<newsletter+1234@sender.test>", 250);
+        let r = c.expect("RCPT TO:<alice@example.test>", 450);
+        assert!(
+            r.text().starts_with("4.2.0 greylisted, try again in"),
+            "{r}"
+        );
+        // A retry before the delay: still greylisted, for what is left of it.
+        c.expect("RSET", 250);
+        c.expect("MAIL FROM:<newsletter+5678@sender.test>", 250);
+        let r = c.expect("RCPT TO:<alice@example.test>", 450);
+        assert!(
+            r.text().contains("try again in 1 seconds")
+                || r.text().contains("try again in 2 seconds"),
+            "{r}"
+        );
+        // Another recipient is another triplet.
+        let r = c.expect("RCPT TO:<bob@example.test>", 450);
+        assert!(r.text().contains("4.2.0"), "{r}");
+    }
+    // The state lives in state.sqlite: it survives a restart.
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(20)).is_some(),
+        "server stops"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    // The subaddress tag differs again: the normalised sender is the same triplet.
+    let m = sample_message("greylist", "alice@example.test");
+    let r = c
+        .send_mail("newsletter+9999@sender.test", &["alice@example.test"], &m)
+        .unwrap();
+    assert_eq!(r.code, 250, "a retry after the delay passes: {r}");
+    assert_eq!(dir.messages("alice@example.test").len(), 1);
+}
+
+#[test]
+fn greylisting_spares_trusted_networks() {
+    let dir = TestDir::new(&Config::default());
+    append_config(
+        &dir,
+        "[greylist]\nenabled = true\ndelay = \"300s\"\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    );
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<a@sender.test>", 250);
+    c.expect("RCPT TO:<alice@example.test>", 250);
+}
