@@ -31,8 +31,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server. Without --config: the embedded default (SMTP on
-    /// 127.0.0.1:2525, data in ./pillarbox-data, domain `localhost`, every
-    /// local part accepted, a self-signed certificate for STARTTLS).
+    /// 127.0.0.1:2525, submission on 2587, submissions on 2465, data in
+    /// ./pillarbox-data, domain `localhost`, every local part accepted, a
+    /// self-signed certificate for TLS).
     Serve {
         /// A TOML config file (see pillarbox.example.toml).
         #[arg(long, short)]
