@@ -99,19 +99,13 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Explain(args) => Ok(explain::run(&args)),
         Command::Probe(args) => Ok(probe::run(&args)),
-        Command::Users { config, cmd } => load_config(config.as_deref()).and_then(|c| {
-            let file = c
-                .users
-                .file
-                .clone()
-                .unwrap_or_else(|| c.data_dir.join("users"));
-            users_cmd::run(cmd, &file, c.primary_domain())
-        }),
-        Command::Mailbox { config, cmd } => load_config(config.as_deref()).and_then(|c| {
-            mailbox_cmd::run(cmd, &c.data_dir.join("state.sqlite"), c.primary_domain())
-        }),
-        Command::Auth { config, cmd } => load_config(config.as_deref())
-            .and_then(|c| auth_cmd::run(cmd, &c.data_dir.join("state.sqlite"))),
+        Command::Users { config, cmd } => load_config(config.as_deref())
+            .and_then(|c| users_cmd::run(cmd, &c.users_file(), c.primary_domain())),
+        Command::Mailbox { config, cmd } => load_config(config.as_deref())
+            .and_then(|c| mailbox_cmd::run(cmd, &c.state_path(), c.primary_domain())),
+        Command::Auth { config, cmd } => {
+            load_config(config.as_deref()).and_then(|c| auth_cmd::run(cmd, &c.state_path()))
+        }
         Command::Quota { config, cmd } => {
             load_config(config.as_deref()).and_then(|c| quota_cmd::run(cmd, &c))
         }

@@ -304,17 +304,7 @@ fn parse_target(target: &str) -> Result<(String, u16), String> {
 
 /// This host's name, for EHLO; `localhost` when it has none.
 fn local_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if !name.is_empty() && !name.contains(char::is_whitespace) => name.to_string(),
-        _ => "localhost".into(),
-    }
+    pillarbox_server::config::system_hostname()
 }
 
 /// Asks for the password on the terminal with echo off. Without a terminal

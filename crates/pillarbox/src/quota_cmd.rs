@@ -27,11 +27,7 @@ pub fn run(cmd: QuotaCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         None => (user.to_lowercase(), cfg.primary_domain().to_lowercase()),
     };
     let mb = MailboxAddr::new(domain, local)?;
-    let users_file = cfg
-        .users
-        .file
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("users"));
+    let users_file = cfg.users_file();
     let users = Directory::open(users_file, cfg.primary_domain());
     let store = MaildirStore::open(&cfg.data_dir, &cfg.hostname)?;
     let limit = limit_for(cfg, &users, &mb);

@@ -467,3 +467,34 @@ fn loopback_is_not_banned_unless_configured() {
     );
     assert!(t.contains("second 250"), "{t}");
 }
+
+#[test]
+fn a_user_added_while_running_can_log_in_without_a_restart() {
+    let (dir, _server, _, subs) = server_with("", &[]);
+    let login = |who: &str, pw: &str| {
+        let script = "import smtplib, ssl, sys\nctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+             s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20); s.ehlo()\n\
+             print('code', s.docmd('AUTH', 'PLAIN ' + __import__('base64').b64encode(('\\0' + sys.argv[2] + '\\0' + sys.argv[3]).encode()).decode())[0])\n";
+        transcript(&run_python(script, &[&subs.to_string(), who, pw]))
+    };
+    assert!(login("erin@example.test", "erin-secret").contains("code 535"));
+    add_user(&dir, "erin@example.test", "sha512-crypt", "erin-secret");
+    // The file is looked at again at most once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t = login("erin@example.test", "erin-secret");
+    assert!(t.contains("code 235"), "{t}");
+    // A broken line is reported with its number and does not take the others down.
+    let users = dir.path().join("users");
+    let mut text = fs::read_to_string(&users).unwrap();
+    text.push_str(":no-user-name\n");
+    fs::write(&users, text).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let t = login("erin@example.test", "erin-secret");
+    assert!(t.contains("code 235"), "{t}");
+    let n = fs::read_to_string(&users).unwrap().lines().count();
+    assert!(
+        dir.log().contains(&format!("line={n}")) && dir.log().contains("users file:"),
+        "the broken line is named with its number: {}",
+        dir.log()
+    );
+}

@@ -560,6 +560,19 @@ impl Config {
         Ok(())
     }
 
+    /// The users file: `[users] file`, or `<data_dir>/users`.
+    pub fn users_file(&self) -> PathBuf {
+        self.users
+            .file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("users"))
+    }
+
+    /// The embedded state database: `<data_dir>/state.sqlite`.
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("state.sqlite")
+    }
+
     /// The primary local domain.
     pub fn primary_domain(&self) -> &str {
         self.domains
@@ -606,7 +619,7 @@ pub fn system_hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     match std::str::from_utf8(&buf[..end]) {
-        Ok(s) if !s.is_empty() => s.to_string(),
+        Ok(s) if !s.is_empty() && !s.contains(char::is_whitespace) => s.to_string(),
         _ => "localhost".into(),
     }
 }

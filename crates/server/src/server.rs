@@ -145,13 +145,9 @@ impl Server {
                     })?;
             listeners.push((listener, l.clone()));
         }
-        let users_file = cfg
-            .users
-            .file
-            .clone()
-            .unwrap_or_else(|| cfg.data_dir.join("users"));
+        let users_file = cfg.users_file();
         let users = Directory::open(users_file, cfg.primary_domain());
-        let state = pillarbox_store::state::StateDb::open(cfg.data_dir.join("state.sqlite"))?;
+        let state = pillarbox_store::state::StateDb::open(cfg.state_path())?;
         let mut decoy_key = vec![0u8; 32];
         getrandom::getrandom(&mut decoy_key).map_err(|e| StartError::Random(e.to_string()))?;
         Ok(Self {
