@@ -307,12 +307,19 @@ impl Serialize for Reserve {
 pub struct Storage {
     /// Below this much free space, MAIL and RCPT get 452 4.3.1.
     pub reserve: Reserve,
+    /// Messages that end together share one round of syncs (still each durable
+    /// before its 250). Off: every message is fsync'd on its own.
+    pub group_commit: bool,
+    /// Most messages in one group commit.
+    pub commit_batch: usize,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Self {
             reserve: Reserve::Percent(5),
+            group_commit: true,
+            commit_batch: 256,
         }
     }
 }
@@ -509,6 +516,9 @@ impl Config {
                     "key `auth.mechanisms`: {m:?} is not one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256"
                 ));
             }
+        }
+        if self.storage.commit_batch == 0 {
+            return Err("key `storage.commit_batch`: must be at least 1".into());
         }
         let g = &self.greylist;
         if g.ipv4_prefix > 32 || g.ipv6_prefix > 128 {

@@ -35,8 +35,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("state database: {0}")]
     State(#[from] pillarbox_store::state::StateError),
-    #[error("cannot draw random bytes for the AUTH decoy key: {0}")]
-    Random(String),
+    #[error("{0}")]
+    Init(String),
 }
 
 /// What every session shares.
@@ -51,6 +51,8 @@ pub struct Shared {
     pub greylist: pillarbox_store::greylist::GreylistConfig,
     /// A secret for the whole process: decoy SCRAM salts for unknown users.
     pub decoy_key: Vec<u8>,
+    /// Group commit of finished messages (`[storage] group_commit`).
+    pub committer: Option<pillarbox_store::group_commit::GroupCommitter>,
     pub started: Instant,
     pub open_sessions: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
@@ -148,14 +150,29 @@ impl Server {
         let users_file = cfg.users_file();
         let users = Directory::open(users_file, cfg.primary_domain());
         let state = pillarbox_store::state::StateDb::open(cfg.state_path())?;
+        let committer = if cfg.storage.group_commit {
+            Some(
+                pillarbox_store::group_commit::GroupCommitter::start(cfg.storage.commit_batch)
+                    .map_err(|e| {
+                        StartError::Init(format!("cannot start the commit thread: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
         let mut decoy_key = vec![0u8; 32];
-        getrandom::getrandom(&mut decoy_key).map_err(|e| StartError::Random(e.to_string()))?;
+        getrandom::getrandom(&mut decoy_key).map_err(|e| {
+            StartError::Init(format!(
+                "cannot draw random bytes for the AUTH decoy key: {e}"
+            ))
+        })?;
         Ok(Self {
             shared: Arc::new(Shared {
                 disk: DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve),
                 state,
                 greylist: cfg.greylist.store_config(),
                 decoy_key,
+                committer,
                 store,
                 users,
                 tls,

@@ -611,21 +611,23 @@ impl Driver {
                 return Answer::Refuse(r);
             }
         }
-        let shared = self.shared.clone();
-        let commit = tokio::task::spawn_blocking(move || {
-            let done = msg.commit(&boxes)?;
-            storage::record_delivery(
-                &shared.store,
-                &shared.cfg,
-                &shared.users,
-                &boxes,
-                done.stored_size,
-            );
-            Ok::<_, StoreError>(done)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
+            let _ = tx.send(r);
         });
-        match tokio::time::timeout(timeout, commit).await {
+        match &self.shared.committer {
+            // Group commit: this message shares its syncs with the others ending now.
+            Some(c) => c.submit(msg, boxes.clone(), done),
+            None => {
+                let boxes = boxes.clone();
+                tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));
+            }
+        }
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(done))) => {
-                self.shared.disk.invalidate();
+                let sh = &self.shared;
+                storage::record_delivery(&sh.store, &sh.cfg, &sh.users, &boxes, done.stored_size);
+                sh.disk.invalidate();
                 self.delivered += 1;
                 tracing::info!(queue_id = %self.queue_id, from = %from, rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())
@@ -636,7 +638,7 @@ impl Driver {
                 Answer::Refuse(store_reply(&e))
             }
             Ok(Err(e)) => {
-                tracing::error!(queue_id = %self.queue_id, error = %e, "delivery task failed");
+                tracing::error!(queue_id = %self.queue_id, error = %e, "delivery was dropped before it finished");
                 Answer::Refuse(Row::LocalError.reply())
             }
             Err(_) => {

@@ -35,6 +35,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same error for another message of a failed batch (io::Error is not Clone).
+    pub(crate) fn clone_for_batch(&self) -> StoreError {
+        match self {
+            StoreError::NoSpace { path } => StoreError::NoSpace { path: path.clone() },
+            StoreError::Io { op, path, source } => StoreError::Io {
+                op,
+                path: path.clone(),
+                source: source
+                    .raw_os_error()
+                    .map(io::Error::from_raw_os_error)
+                    .unwrap_or_else(|| io::Error::new(source.kind(), source.to_string())),
+            },
+            StoreError::BadMailbox(s) => StoreError::BadMailbox(s.clone()),
+        }
+    }
+
     /// True when the failure is a full disk or an exhausted quota: the server answers
     /// `452 4.3.1` instead of `451 4.3.0`.
     pub fn is_no_space(&self) -> bool {

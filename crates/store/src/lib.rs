@@ -11,6 +11,7 @@
 pub mod disk;
 pub mod error;
 pub mod greylist;
+pub mod group_commit;
 pub mod maildir;
 pub mod password;
 pub mod quota;

@@ -258,6 +258,207 @@ impl IncomingMessage {
         self.discard();
     }
 
+    /// Batch phase 1: writes out the buffered bytes (no fsync yet) and returns
+    /// the open spool file, whose filesystem the batch will sync.
+    fn flush_for_batch(&mut self) -> Result<File, StoreError> {
+        let Some(mut out) = self.out.take() else {
+            return Err(closed_error(&self.spool));
+        };
+        self.lf
+            .finish(&mut out)
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e))?;
+        out.into_inner()
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))
+    }
+
+    /// Batch phase 3: links the (already durable) spool file into every
+    /// recipient's `new/` without syncing the directories; returns the paths
+    /// placed. On error, what was placed is removed again.
+    fn place_all(&self, rcpts: &[MailboxAddr]) -> Result<Vec<PathBuf>, StoreError> {
+        let mut distinct: Vec<&MailboxAddr> = Vec::with_capacity(rcpts.len());
+        for rcpt in rcpts {
+            if !distinct.contains(&rcpt) {
+                rcpt.validate()?;
+                distinct.push(rcpt);
+            }
+        }
+        let mut placed = Vec::with_capacity(distinct.len());
+        for rcpt in distinct {
+            let maildir = maildir_path(&self.mail_dir, rcpt);
+            let step = ["cur", "new", "tmp"]
+                .iter()
+                .try_for_each(|sub| ensure_dir(&maildir.join(sub)))
+                .and_then(|()| self.place(&maildir, &maildir.join("new")));
+            match step {
+                Ok(path) => placed.push(path),
+                Err(err) => {
+                    unplace(&placed);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(placed)
+    }
+}
+
+/// Commits several messages together (group commit): their spool files are
+/// written out, one sync makes all their bytes durable, each is linked into
+/// its recipients' `new/`, and one sync per filesystem makes all the new
+/// directory entries durable. Only then is any message reported delivered,
+/// so no message gets its 250 before its own bytes and entries are on disk,
+/// and sessions whose messages end together share the cost of the syncs.
+///
+/// On Linux the syncs are syncfs(2) of the filesystem; elsewhere every file
+/// and directory is fsync'd. Results come back in the batch's order.
+pub fn commit_batch(
+    batch: Vec<(IncomingMessage, Vec<MailboxAddr>)>,
+) -> Vec<Result<Delivered, StoreError>> {
+    let mut results: Vec<Option<Result<Delivered, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let mut msgs: Vec<(usize, IncomingMessage, Vec<MailboxAddr>)> = Vec::with_capacity(batch.len());
+    let mut files: Vec<File> = Vec::new();
+    // Phase 1: write out.
+    for (i, (mut msg, rcpts)) in batch.into_iter().enumerate() {
+        match msg.flush_for_batch() {
+            Ok(f) => {
+                files.push(f);
+                msgs.push((i, msg, rcpts));
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    // Phase 2: the data of every spool file, durable.
+    if let Err(e) = sync_files(&files, msgs.iter().map(|(_, m, _)| m.spool.as_path())) {
+        for (i, _, _) in &msgs {
+            results[*i] = Some(Err(e.clone_for_batch()));
+        }
+        msgs.clear();
+    }
+    drop(files);
+    // Phase 3: link into new/.
+    let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
+        Vec::with_capacity(msgs.len());
+    for (i, msg, rcpts) in msgs {
+        match msg.place_all(&rcpts) {
+            Ok(placed) => placed_all.push((i, msg, placed)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    // Phase 4: the new directory entries, durable.
+    let dirs: Vec<PathBuf> = placed_all
+        .iter()
+        .flat_map(|(_, _, placed)| {
+            placed
+                .iter()
+                .filter_map(|p| p.parent().map(Path::to_path_buf))
+        })
+        .collect();
+    let synced = sync_dirs(&dirs);
+    // Phase 5: report, and drop the spool files (their job is done either way).
+    for (i, mut msg, placed) in placed_all {
+        results[i] = Some(match &synced {
+            Ok(()) => Ok(Delivered {
+                paths: placed,
+                stored_size: msg.lf.stored,
+                wire_size: msg.lf.wire,
+            }),
+            Err(e) => {
+                unplace(&placed);
+                Err(e.clone_for_batch())
+            }
+        });
+        msg.discard();
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StoreError::io(
+                    "group commit",
+                    Path::new("?"),
+                    io::Error::other("lost"),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Makes the data of `files` durable: one syncfs per filesystem on Linux.
+fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Result<(), StoreError> {
+    let paths: Vec<&Path> = paths.collect();
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::io::AsRawFd;
+        let mut devices = Vec::new();
+        for (f, p) in files.iter().zip(&paths) {
+            let dev = f
+                .metadata()
+                .map_err(|e| StoreError::io("stat spool file", p, e))?
+                .dev();
+            if !devices.contains(&dev) {
+                devices.push(dev);
+                // SAFETY: the descriptor is open for the duration of the call.
+                if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                    return Err(StoreError::io(
+                        "sync spool filesystem",
+                        p,
+                        io::Error::last_os_error(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for (f, p) in files.iter().zip(&paths) {
+            f.sync_all()
+                .map_err(|e| StoreError::io("fsync spool file", p, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes the entries of `dirs` durable: one syncfs per filesystem on Linux,
+/// else one fsync per distinct directory.
+fn sync_dirs(dirs: &[PathBuf]) -> Result<(), StoreError> {
+    let mut seen: Vec<&PathBuf> = Vec::new();
+    #[cfg(target_os = "linux")]
+    let mut devices: Vec<u64> = Vec::new();
+    for d in dirs {
+        if seen.contains(&d) {
+            continue;
+        }
+        seen.push(d);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt;
+            use std::os::unix::io::AsRawFd;
+            let dir = File::open(d).map_err(|e| StoreError::io("open directory", d, e))?;
+            let dev = dir
+                .metadata()
+                .map_err(|e| StoreError::io("stat directory", d, e))?
+                .dev();
+            if !devices.contains(&dev) {
+                devices.push(dev);
+                // SAFETY: the descriptor is open for the duration of the call.
+                if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+                    return Err(StoreError::io(
+                        "sync mail filesystem",
+                        d,
+                        io::Error::last_os_error(),
+                    ));
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        fsync_dir(d)?;
+    }
+    Ok(())
+}
+
+impl IncomingMessage {
     fn deliver(&mut self, rcpts: &[MailboxAddr]) -> Result<Delivered, StoreError> {
         let Some(mut out) = self.out.take() else {
             return Err(closed_error(&self.spool));
