@@ -72,8 +72,8 @@ pub fn resolve(
 pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result<(), Reply> {
     use pillarbox_store::state::MailboxState;
     match shared
-        .state
-        .mailbox_state(&mb.to_string(), crate::auth::now())
+        .mailbox_states
+        .get(&shared.state, &mb.to_string(), crate::auth::now())
     {
         Ok(MailboxState::Open) => Ok(()),
         Ok(MailboxState::Locked { reason, .. }) => {
@@ -89,6 +89,66 @@ pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result
             tracing::error!(mailbox = %mb, error = %e, "cannot read mailbox state");
             Err(Row::MailboxUnavailable.reply())
         }
+    }
+}
+
+/// The locked and disabled mailboxes, read from the state database only when
+/// it changed (its file or WAL grew or was written: one stat each per RCPT
+/// instead of a query), so `pillarbox mailbox lock` takes effect at once.
+pub struct MailboxStates {
+    db: std::path::PathBuf,
+    cache: std::sync::Mutex<
+        Option<(
+            Stamp,
+            std::collections::HashMap<String, pillarbox_store::state::MailboxState>,
+        )>,
+    >,
+}
+
+type Stamp = [(u64, Option<std::time::SystemTime>); 2];
+
+impl MailboxStates {
+    pub fn new(db: std::path::PathBuf) -> Self {
+        Self {
+            db,
+            cache: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn stamp(&self) -> Stamp {
+        let of = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) => (m.len(), m.modified().ok()),
+            Err(_) => (0, None),
+        };
+        let mut wal = self.db.clone().into_os_string();
+        wal.push("-wal");
+        [of(&self.db), of(std::path::Path::new(&wal))]
+    }
+
+    /// The state of `mailbox` (lower-case `user@domain`) at `now`.
+    pub fn get(
+        &self,
+        db: &pillarbox_store::state::StateDb,
+        mailbox: &str,
+        now: u64,
+    ) -> Result<pillarbox_store::state::MailboxState, pillarbox_store::state::StateError> {
+        use pillarbox_store::state::MailboxState;
+        let stamp = self.stamp();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = matches!(&*cache, Some((s, _)) if *s == stamp);
+        if !fresh {
+            let map = db.list_mailbox_states(now)?.into_iter().collect();
+            *cache = Some((stamp, map));
+        }
+        let state = cache
+            .as_ref()
+            .and_then(|(_, map)| map.get(&mailbox.to_lowercase()).cloned())
+            .unwrap_or(MailboxState::Open);
+        // A lock that ran out since the list was read is over.
+        Ok(match state {
+            MailboxState::Locked { until: Some(t), .. } if t <= now => MailboxState::Open,
+            other => other,
+        })
     }
 }
 

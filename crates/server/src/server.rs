@@ -51,6 +51,8 @@ pub struct Shared {
     pub greylist: pillarbox_store::greylist::GreylistConfig,
     /// A secret for the whole process: decoy SCRAM salts for unknown users.
     pub decoy_key: Vec<u8>,
+    /// Locked and disabled mailboxes, cached until the state database changes.
+    pub mailbox_states: crate::recipients::MailboxStates,
     /// Group commit of finished messages (`[storage] group_commit`).
     pub committer: Option<pillarbox_store::group_commit::GroupCommitter>,
     pub started: Instant,
@@ -173,6 +175,7 @@ impl Server {
                 greylist: cfg.greylist.store_config(),
                 decoy_key,
                 committer,
+                mailbox_states: crate::recipients::MailboxStates::new(cfg.state_path()),
                 store,
                 users,
                 tls,

@@ -285,10 +285,17 @@ impl IncomingMessage {
         let mut placed = Vec::with_capacity(distinct.len());
         for rcpt in distinct {
             let maildir = maildir_path(&self.mail_dir, rcpt);
-            let step = ["cur", "new", "tmp"]
-                .iter()
-                .try_for_each(|sub| ensure_dir(&maildir.join(sub)))
-                .and_then(|()| self.place(&maildir, &maildir.join("new")));
+            // Link first: an existing Maildir (the usual case) costs no stat;
+            // a missing one is created and the link tried again.
+            let step = match self.place(&maildir, &maildir.join("new")) {
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    ["cur", "new", "tmp"]
+                        .iter()
+                        .try_for_each(|sub| ensure_dir(&maildir.join(sub)))
+                        .and_then(|()| self.place(&maildir, &maildir.join("new")))
+                }
+                other => other,
+            };
             match step {
                 Ok(path) => placed.push(path),
                 Err(err) => {
