@@ -11,6 +11,7 @@ use pillarbox_server::config::{Config, LogFormat};
 use pillarbox_server::Server;
 
 mod auth_cmd;
+mod bench;
 mod explain;
 mod mailbox_cmd;
 mod probe;
@@ -74,6 +75,9 @@ enum Command {
     /// Connect to an SMTP server, show what it offers and how it answers, and
     /// explain every reply (a diagnostic client in the spirit of swaks).
     Probe(probe::ProbeArgs),
+    /// Load generator: throughput and accept latency of an SMTP server, or the
+    /// memory an idle connection costs it (--idle). Loopback targets only, unless allowed.
+    Bench(bench::BenchArgs),
     /// Mailbox quotas, as kept in each Maildir's maildirsize.
     Quota {
         /// The config file (default: the embedded default).
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Explain(args) => Ok(explain::run(&args)),
         Command::Probe(args) => Ok(probe::run(&args)),
+        Command::Bench(args) => Ok(bench::run(&args)),
         Command::Users { config, cmd } => load_config(config.as_deref())
             .and_then(|c| users_cmd::run(cmd, &c.users_file(), c.primary_domain())),
         Command::Mailbox { config, cmd } => load_config(config.as_deref())
@@ -149,6 +154,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None => Config::embedded(),
     };
     init_logs(&cfg);
+    raise_open_files_limit(cfg.limits.sessions);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -201,6 +207,33 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         server.run(rx).await;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+/// Each session is a socket: raise the soft limit on open files to the hard
+/// limit so `limits.sessions` can be reached (the default soft 1024 cannot),
+/// and say so when even the hard limit is too low.
+fn raise_open_files_limit(sessions: usize) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+    }
+    let needed = sessions as u64 + 64;
+    if (lim.rlim_cur as u64) < needed {
+        tracing::warn!(
+            open_files = lim.rlim_cur as u64,
+            sessions,
+            "the open-files limit is below limits.sessions; raise it (ulimit -n / LimitNOFILE=) or lower limits.sessions"
+        );
+    }
 }
 
 async fn wait_for_signal() {

@@ -45,7 +45,14 @@ impl Conn {
                 s.readable().await?;
                 buf.reserve(READ_CHUNK);
                 match s.try_read_buf(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Readiness can be stale: give the buffer back before
+                        // waiting again, or an idle session keeps 16 KiB.
+                        if buf.is_empty() {
+                            *buf = Vec::new();
+                        }
+                        continue;
+                    }
                     r => return r,
                 }
             },
@@ -94,12 +101,12 @@ pub async fn run(
         let implicit_tls = listener.protocol == Protocol::Submissions;
         let Some(_slot) = shared.admit(peer.ip()) else {
             tracing::warn!(peer = %peer, "refused: too many connections");
-            refuse(&shared, stream, implicit_tls, Row::TooManyConnections.reply()).await;
+            Box::pin(refuse(&shared, stream, implicit_tls, Row::TooManyConnections.reply())).await;
             return;
         };
         if let Some(ban) = auth::ban_of(&shared, peer.ip()) {
             tracing::warn!(peer = %peer, reason = %ban.reason, until = ban.until, "refused: banned");
-            refuse(&shared, stream, implicit_tls, Row::AuthTooManyFailures.reply()).await;
+            Box::pin(refuse(&shared, stream, implicit_tls, Row::AuthTooManyFailures.reply())).await;
             return;
         }
         tracing::info!(peer = %peer, listener = %listener.protocol, "connect");
@@ -232,10 +239,10 @@ impl Driver {
         let limits = self.shared.cfg.limits.clone();
         if implicit_tls {
             // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
-            if let Err(reason) = self.handshake(limits.command_timeout.0).await {
+            if let Err(reason) = Box::pin(self.handshake(limits.command_timeout.0)).await {
                 return reason;
             }
-        } else if let Some(reason) = self.early_talker(limits.greeting_delay.0).await {
+        } else if let Some(reason) = Box::pin(self.early_talker(limits.greeting_delay.0)).await {
             return reason;
         }
         self.session.greeting().write_to(&mut self.out);
@@ -247,13 +254,15 @@ impl Driver {
                 match ev {
                     Event::Reply(r) => self.send(r),
                     Event::Ask(q) => {
-                        let a = self.answer(q).await;
+                        let a = Box::pin(self.answer(q)).await;
                         self.session.answer(a);
                     }
                     Event::Body(bytes) => self.write_body(&bytes),
                     Event::AbortMessage => self.abort_message(),
                     Event::StartTls => {
-                        if let Err(reason) = self.start_tls(limits.command_timeout.0).await {
+                        if let Err(reason) =
+                            Box::pin(self.start_tls(limits.command_timeout.0)).await
+                        {
                             return reason;
                         }
                     }
@@ -262,7 +271,7 @@ impl Driver {
                         return "closed";
                     }
                     Event::AuthAttempt { authcid, ok } => {
-                        if let Some(reason) = self.auth_attempt(authcid, ok).await {
+                        if let Some(reason) = Box::pin(self.auth_attempt(authcid, ok)).await {
                             return reason;
                         }
                     }
@@ -273,7 +282,7 @@ impl Driver {
             }
             if draining && !self.session.in_transaction() {
                 return self
-                    .close_with(
+                    .close_with_boxed(
                         Row::ShuttingDown.reply_with(&self.shared.cfg.hostname),
                         "shutdown",
                     )
@@ -302,9 +311,9 @@ impl Driver {
                 },
                 _ = tokio::time::sleep(wait) => {
                     if grace_deadline.is_some_and(|d| Instant::now() >= d) {
-                        return self.close_with(Row::ShuttingDown.reply_with(&self.shared.cfg.hostname), "shutdown").await;
+                        return self.close_with_boxed(Row::ShuttingDown.reply_with(&self.shared.cfg.hostname), "shutdown").await;
                     }
-                    return self.close_with(Row::Timeout.reply(), "timeout").await;
+                    return self.close_with_boxed(Row::Timeout.reply(), "timeout").await;
                 }
                 r = self.shutdown.changed(), if !draining => {
                     if r.is_err() || *self.shutdown.borrow() {
@@ -368,6 +377,12 @@ impl Driver {
         // Nothing is kept between replies: an idle session holds no send buffer.
         self.out = Vec::new();
         r
+    }
+
+    /// [`Self::close_with`] on the heap: the session loop's future stays small
+    /// for the time it spends idle (issue 6: no per-connection weight while idle).
+    async fn close_with_boxed(&mut self, reply: Reply, reason: &'static str) -> &'static str {
+        Box::pin(self.close_with(reply, reason)).await
     }
 
     async fn close_with(&mut self, reply: Reply, reason: &'static str) -> &'static str {
