@@ -227,9 +227,9 @@ fn raise_open_files_limit(sessions: usize) {
         }
     }
     let needed = sessions as u64 + 64;
-    if (lim.rlim_cur as u64) < needed {
+    if lim.rlim_cur < needed {
         tracing::warn!(
-            open_files = lim.rlim_cur as u64,
+            open_files = lim.rlim_cur,
             sessions,
             "the open-files limit is below limits.sessions; raise it (ulimit -n / LimitNOFILE=) or lower limits.sessions"
         );
