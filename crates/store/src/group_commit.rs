@@ -2,8 +2,8 @@
 //!
 //! Sessions hand their finished message to the committer and wait. The
 //! committer takes every message waiting at that moment (up to a bound) and
-//! commits them together with [`crate::maildir::commit_batch`]: one sync for
-//! all their data, one for all their directory entries. While it syncs, new
+//! commits them together with [`crate::maildir::commit_batch`]: their data synced
+//! together, and each mailbox's `new/` synced once per batch. While it syncs, new
 //! messages queue up for the next batch, so the batch grows with the load and
 //! the number of syncs per second stays near what the disk does, not one pair
 //! per message.

@@ -309,14 +309,13 @@ impl IncomingMessage {
 }
 
 /// Commits several messages together (group commit): their spool files are
-/// written out, one sync makes all their bytes durable, each is linked into
-/// its recipients' `new/`, and one sync per filesystem makes all the new
-/// directory entries durable. Only then is any message reported delivered,
+/// written out, then synced, each is linked into its recipients' `new/`, and
+/// each distinct `new/` is synced once for the whole batch. Only then is any message reported delivered,
 /// so no message gets its 250 before its own bytes and entries are on disk,
 /// and sessions whose messages end together share the cost of the syncs.
 ///
-/// On Linux the syncs are syncfs(2) of the filesystem; elsewhere every file
-/// and directory is fsync'd. Results come back in the batch's order.
+/// Every spool file is fdatasync'd and every distinct `new/` fsync'd, all after
+/// the whole batch was written. Results come back in the batch's order.
 pub fn commit_batch(
     batch: Vec<(IncomingMessage, Vec<MailboxAddr>)>,
 ) -> Vec<Result<Delivered, StoreError>> {
@@ -390,79 +389,62 @@ pub fn commit_batch(
         .collect()
 }
 
-/// Makes the data of `files` durable: one syncfs per filesystem on Linux.
-fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Result<(), StoreError> {
-    let paths: Vec<&Path> = paths.collect();
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        use std::os::unix::io::AsRawFd;
-        let mut devices = Vec::new();
-        for (f, p) in files.iter().zip(&paths) {
-            let dev = f
-                .metadata()
-                .map_err(|e| StoreError::io("stat spool file", p, e))?
-                .dev();
-            if !devices.contains(&dev) {
-                devices.push(dev);
-                // SAFETY: the descriptor is open for the duration of the call.
-                if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-                    return Err(StoreError::io(
-                        "sync spool filesystem",
-                        p,
-                        io::Error::last_os_error(),
-                    ));
-                }
+/// Threads a batch's syncs are spread over: concurrent syncs share journal
+/// commits (ext4's jbd2, XFS's log), sequential ones each wait for their own.
+const SYNC_THREADS: usize = 8;
+
+/// Runs `sync` for every item, on up to [`SYNC_THREADS`] threads at once;
+/// the first error wins.
+fn sync_concurrently<T: Sync>(
+    items: &[T],
+    sync: impl Fn(&T) -> Result<(), StoreError> + Sync,
+) -> Result<(), StoreError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&sync);
+    }
+    let per = items.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(&sync)))
+            .collect();
+        let mut result = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "sync",
+                    Path::new("?"),
+                    io::Error::other("sync thread panicked"),
+                ))
+            });
+            if result.is_ok() {
+                result = r;
             }
         }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        for (f, p) in files.iter().zip(&paths) {
-            f.sync_all()
-                .map_err(|e| StoreError::io("fsync spool file", p, e))?;
-        }
-        Ok(())
-    }
+        result
+    })
 }
 
-/// Makes the entries of `dirs` durable: one syncfs per filesystem on Linux,
-/// else one fsync per distinct directory.
+/// Makes the data of `files` durable: fdatasync each, concurrently, after the
+/// whole batch was written (no syncfs(2): that would flush other processes'
+/// data on the filesystem too).
+fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Result<(), StoreError> {
+    let items: Vec<(&File, &Path)> = files.iter().zip(paths).collect();
+    sync_concurrently(&items, |(f, p)| {
+        f.sync_data()
+            .map_err(|e| StoreError::io("fsync spool file", p, e))
+    })
+}
+
+/// Makes the entries of `dirs` durable: one fsync per distinct directory, concurrently.
 fn sync_dirs(dirs: &[PathBuf]) -> Result<(), StoreError> {
-    let mut seen: Vec<&PathBuf> = Vec::new();
-    #[cfg(target_os = "linux")]
-    let mut devices: Vec<u64> = Vec::new();
+    let mut distinct: Vec<&PathBuf> = Vec::new();
     for d in dirs {
-        if seen.contains(&d) {
-            continue;
+        if !distinct.contains(&d) {
+            distinct.push(d);
         }
-        seen.push(d);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::fs::MetadataExt;
-            use std::os::unix::io::AsRawFd;
-            let dir = File::open(d).map_err(|e| StoreError::io("open directory", d, e))?;
-            let dev = dir
-                .metadata()
-                .map_err(|e| StoreError::io("stat directory", d, e))?
-                .dev();
-            if !devices.contains(&dev) {
-                devices.push(dev);
-                // SAFETY: the descriptor is open for the duration of the call.
-                if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-                    return Err(StoreError::io(
-                        "sync mail filesystem",
-                        d,
-                        io::Error::last_os_error(),
-                    ));
-                }
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        fsync_dir(d)?;
     }
-    Ok(())
+    sync_concurrently(&distinct, |d| fsync_dir(d))
 }
 
 impl IncomingMessage {
