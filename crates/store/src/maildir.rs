@@ -492,11 +492,18 @@ impl IncomingMessage {
     /// directory entry durable.
     fn deliver_one(&self, rcpt: &MailboxAddr) -> Result<PathBuf, StoreError> {
         let maildir = maildir_path(&self.mail_dir, rcpt);
-        for sub in ["cur", "new", "tmp"] {
-            ensure_dir(&maildir.join(sub))?;
-        }
         let new_dir = maildir.join("new");
-        let path = self.place(&maildir, &new_dir)?;
+        // Link first: an existing Maildir (the usual case) costs no stat; a
+        // missing one is created and the link tried again.
+        let path = match self.place(&maildir, &new_dir) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                for sub in ["cur", "new", "tmp"] {
+                    ensure_dir(&maildir.join(sub))?;
+                }
+                self.place(&maildir, &new_dir)?
+            }
+            other => other?,
+        };
         // The link or rename is durable only once the directory is synced.
         if let Err(err) = fsync_dir(&new_dir) {
             let _ = fs::remove_file(&path);
