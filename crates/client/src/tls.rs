@@ -221,6 +221,14 @@ pub(crate) fn client_config(
     Ok((Arc::new(config), verdict, note))
 }
 
+/// A client config for a server whose certificate is not to be checked (a
+/// loopback benchmark, a self-signed test server): no trust anchors, so the
+/// chain is recorded as not checked and accepted; the handshake's signatures
+/// are still verified.
+pub fn unverified_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    client_config(&TrustAnchors::default()).map(|(config, _, _)| config)
+}
+
 /// The facts of an established connection.
 pub(crate) fn describe(
     conn: &rustls::ClientConnection,
