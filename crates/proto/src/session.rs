@@ -109,8 +109,8 @@ pub enum Question {
     Deliver { size: u64 },
     /// `HELP STATUS` from an allowed client: `Status(lines)`.
     Status,
-    /// AUTH PLAIN/LOGIN: is this the user's password? `Accept`, or
-    /// `Refuse(535 5.7.8)` for a wrong one, or `Refuse(454 4.7.0)` when the
+    /// AUTH PLAIN/LOGIN: is this the user's password? `Accept`, `Invalid`
+    /// for a wrong one (or an unknown user), or `Refuse(454 4.7.0)` when the
     /// directory cannot be read.
     CheckPassword { authcid: String, password: String },
     /// AUTH CRAM-MD5/SCRAM-SHA-256: the user's secret for `mechanism`:
@@ -127,6 +127,8 @@ pub enum Question {
 pub enum Answer {
     Accept,
     Refuse(Reply),
+    /// CheckPassword: the credentials are wrong (the exchange answers 535).
+    Invalid,
     Delivered(String),
     Status(Vec<String>),
     Secret(Option<Secret>),
@@ -173,10 +175,12 @@ enum Body {
         last: bool,
         chunk: u64,
     },
-    /// Skipping a BDAT chunk that cannot be taken, then replying.
+    /// Skipping a BDAT chunk that cannot be taken, then replying; a protocol
+    /// error (out of sequence) counts towards `max_errors` once the chunk is read.
     Discard {
         remaining: u64,
         then: Reply,
+        protocol_error: bool,
     },
 }
 
@@ -372,6 +376,7 @@ impl Session {
                 self.body = Body::Discard {
                     remaining: size,
                     then: reply,
+                    protocol_error: false,
                 };
             }
             (Pending::Deliver, Answer::Delivered(id)) => {
@@ -388,7 +393,7 @@ impl Session {
             }
             (Pending::TlsHandshake, _) => {}
             (Pending::Password, Answer::Accept) => self.sasl_continue(|x| x.password_checked(true)),
-            (Pending::Password, Answer::Refuse(r)) if r.code.get() == 535 => {
+            (Pending::Password, Answer::Invalid) => {
                 self.sasl_continue(|x| x.password_checked(false))
             }
             (Pending::Secret, Answer::Secret(secret)) => {
@@ -752,24 +757,26 @@ impl Session {
     fn bdat(&mut self, size: u64, last: bool) {
         // RFC 3030 2: the chunk's bytes follow the command in any case; a refused
         // BDAT still reads them so the stream stays in sync.
+        // (reply, whether it is a protocol error)
         let refusal = match self.tx.as_ref() {
-            None => Some(Row::BadSequence.reply_with("send MAIL and RCPT first")),
+            None => Some((
+                Row::BadSequence.reply_with("send MAIL and RCPT first"),
+                true,
+            )),
             Some(tx) if tx.begun && !tx.bdat => {
-                Some(Row::BadSequence.reply_with("BDAT after DATA"))
+                Some((Row::BadSequence.reply_with("BDAT after DATA"), true))
             }
             Some(tx) if tx.rcpts.is_empty() && tx.rcpt_attempts == 0 => {
-                Some(Row::BadSequence.reply_with("send RCPT first"))
+                Some((Row::BadSequence.reply_with("send RCPT first"), true))
             }
-            Some(tx) if tx.rcpts.is_empty() => Some(Row::NoValidRecipients.reply()),
+            Some(tx) if tx.rcpts.is_empty() => Some((Row::NoValidRecipients.reply(), false)),
             Some(_) => None,
         };
-        if let Some(reply) = refusal {
-            if reply.code.get() == 503 {
-                self.errors += 1;
-            }
+        if let Some((reply, protocol_error)) = refusal {
             self.body = Body::Discard {
                 remaining: size,
                 then: reply,
+                protocol_error,
             };
             return;
         }
@@ -1055,8 +1062,17 @@ impl Session {
         if *remaining > 0 {
             return n > 0;
         }
-        if let Body::Discard { then, .. } = std::mem::replace(&mut self.body, Body::None) {
-            self.reply(then);
+        if let Body::Discard {
+            then,
+            protocol_error,
+            ..
+        } = std::mem::replace(&mut self.body, Body::None)
+        {
+            if protocol_error {
+                self.error(then);
+            } else {
+                self.reply(then);
+            }
         }
         true
     }

@@ -111,7 +111,7 @@ fn policy(q: &Question, delivered: &mut u32) -> Answer {
         Question::CheckPassword { authcid, password } => match authcid.as_str() {
             "down" => Answer::Refuse(Row::AuthTemporary.reply()),
             "alice" if password == "secret" => Answer::Accept,
-            _ => Answer::Refuse(Row::AuthInvalid.reply()),
+            _ => Answer::Invalid,
         },
         Question::Secret { authcid, mechanism } => match (authcid.as_str(), mechanism) {
             ("down", _) => Answer::Refuse(Row::AuthTemporary.reply()),

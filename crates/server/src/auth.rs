@@ -46,14 +46,14 @@ pub async fn check_password(shared: &Shared, authcid: &str, password: String) ->
         return Answer::Refuse(Row::AuthTemporary.reply());
     }
     let Some(entry) = lookup(shared, authcid) else {
-        return Answer::Refuse(Row::AuthInvalid.reply());
+        return Answer::Invalid;
     };
     let stored = match entry.stored_password() {
         Ok(s) => s,
-        Err(PasswordError::NoPassword) => return Answer::Refuse(Row::AuthInvalid.reply()),
+        Err(PasswordError::NoPassword) => return Answer::Invalid,
         Err(e) => {
             tracing::warn!(user = %authcid, error = %e, "stored password unusable");
-            return Answer::Refuse(Row::AuthInvalid.reply());
+            return Answer::Invalid;
         }
     };
     if stored.scheme() == Scheme::Plain {
@@ -61,7 +61,7 @@ pub async fn check_password(shared: &Shared, authcid: &str, password: String) ->
     }
     match tokio::task::spawn_blocking(move || stored.verify(&password)).await {
         Ok(true) => Answer::Accept,
-        Ok(false) => Answer::Refuse(Row::AuthInvalid.reply()),
+        Ok(false) => Answer::Invalid,
         Err(_) => Answer::Refuse(Row::AuthTemporary.reply()),
     }
 }
