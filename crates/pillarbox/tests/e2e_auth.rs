@@ -51,10 +51,8 @@ fn server_with(extra: &str, users: &[(&str, &str, &str)]) -> (TestDir, Server, u
         ..Config::default()
     };
     let dir = TestDir::new(&cfg);
-    let mut toml = fs::read_to_string(&dir.config_path).unwrap();
-    toml.push_str(LISTENERS);
-    toml.push_str(extra);
-    fs::write(&dir.config_path, toml).unwrap();
+    dir.append_config(LISTENERS);
+    dir.append_config(extra);
     for (user, scheme, password) in users {
         add_user(&dir, user, scheme, password);
     }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,13 +25,6 @@ fn mailbox_cli(dir: &TestDir, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
-}
-
-fn append_config(dir: &TestDir, toml: &str) {
-    let mut text = fs::read_to_string(&dir.config_path).unwrap();
-    text.push('\n');
-    text.push_str(toml);
-    fs::write(&dir.config_path, text).unwrap();
 }
 
 #[test]
@@ -120,10 +112,7 @@ fn a_lock_set_during_a_transaction_covers_the_delivery_in_progress() {
 #[test]
 fn greylisted_triplet_is_refused_then_accepted_after_the_delay_across_a_restart() {
     let dir = TestDir::new(&Config::default());
-    append_config(
-        &dir,
-        "[greylist]\nenabled = true\ndelay = \"2s\"\nretry_window = \"1h\"\n",
-    );
+    dir.append_config("[greylist]\nenabled = true\ndelay = \"2s\"\nretry_window = \"1h\"\n");
     let mut server = dir.start();
     {
         let mut c = server.session();
@@ -169,9 +158,7 @@ fn greylisted_triplet_is_refused_then_accepted_after_the_delay_across_a_restart(
 #[test]
 fn greylisting_spares_trusted_networks() {
     let dir = TestDir::new(&Config::default());
-    append_config(
-        &dir,
-        "[greylist]\nenabled = true\ndelay = \"300s\"\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+    dir.append_config("[greylist]\nenabled = true\ndelay = \"300s\"\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
     );
     let server = dir.start();
     let mut c = server.session();

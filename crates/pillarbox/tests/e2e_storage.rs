@@ -47,13 +47,6 @@ impl Drop for Mount {
     }
 }
 
-fn append_config(dir: &TestDir, toml: &str) {
-    let mut text = fs::read_to_string(&dir.config_path).expect("read config");
-    text.push('\n');
-    text.push_str(toml);
-    fs::write(&dir.config_path, text).expect("write config");
-}
-
 fn files_under(dir: &Path, sub: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(domains) = fs::read_dir(dir.join("mail")) else {
@@ -88,7 +81,7 @@ fn enospc_mid_write_gives_452_leaves_nothing_partial_and_recovers() {
     let dir = TestDir::new(&cfg);
     let _mount = Mount::tmpfs(&dir.data_dir, "3m");
     // No reserve: MAIL passes, the disk fills while the body is written.
-    append_config(&dir, "[storage]\nreserve = 0\n[quota]\ndefault = 0\n");
+    dir.append_config("[storage]\nreserve = 0\n[quota]\ndefault = 0\n");
     let server = dir.start();
     let mut c = server.session();
     c.expect("EHLO client.test", 250);
@@ -136,7 +129,7 @@ fn enospc_mid_write_gives_452_leaves_nothing_partial_and_recovers() {
 fn below_reserve_mail_and_rcpt_get_452_until_space_is_freed() {
     let dir = TestDir::new(&Config::default());
     let _mount = Mount::tmpfs(&dir.data_dir, "4m");
-    append_config(&dir, "[storage]\nreserve = \"1MiB\"\n");
+    dir.append_config("[storage]\nreserve = \"1MiB\"\n");
     let server = dir.start();
 
     // EHLO SIZE never promises more than fits above the reserve (3 MiB here).
@@ -255,7 +248,7 @@ fn permanent_quota_answers_552() {
         ..Config::default()
     };
     let dir = TestDir::new(&cfg);
-    append_config(&dir, "[quota]\nexceeded = \"permanent\"\n");
+    dir.append_config("[quota]\nexceeded = \"permanent\"\n");
     let server = dir.start();
     let mut c = server.session();
     c.expect("EHLO client.test", 250);

@@ -156,6 +156,15 @@ impl TestDir {
         self.dir.path()
     }
 
+    /// Appends raw TOML to the config (sections the `Config` above does not
+    /// model: `[storage]`, `[quota]`, `[auth]`, `[greylist]`, more `[[listen]]`).
+    pub fn append_config(&self, toml: &str) {
+        let mut text = fs::read_to_string(&self.config_path).expect("read config");
+        text.push('\n');
+        text.push_str(toml);
+        fs::write(&self.config_path, text).expect("write config");
+    }
+
     /// Starts `pillarbox serve --config <file>` and waits for `ready`.
     pub fn start(&self) -> Server {
         Server::start(self)
