@@ -194,25 +194,7 @@ impl Driver {
             starttls: shared.tls.is_some(),
             tls: false,
             status_allowed: trusted || peer.ip().is_loopback(),
-            auth: AuthPolicy {
-                mechanisms: if listener.auth_enabled() {
-                    let support = shared.users.mechanism_support();
-                    cfg.mechanisms()
-                        .into_iter()
-                        .filter(|m| match m {
-                            Mechanism::CramMd5 => support.cram_md5,
-                            Mechanism::ScramSha256 => support.scram_sha256,
-                            Mechanism::Plain | Mechanism::Login => true,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                require_tls: listener.tls_for_auth(),
-                required: listener.auth_required(),
-                nonce: session_nonce(),
-                decoy_key: shared.decoy_key.clone(),
-            },
+            auth: auth_policy(&shared, listener),
         });
         Self {
             conn: Conn::Plain(stream),
@@ -695,6 +677,32 @@ fn store_reply(e: &StoreError) -> Reply {
     } else {
         Row::LocalError.reply()
     }
+}
+
+/// What AUTH this session offers. Only a listener with AUTH pays for the
+/// session's nonce (a getrandom call) and a copy of the decoy key.
+fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
+    let mut policy = AuthPolicy {
+        require_tls: listener.tls_for_auth(),
+        required: listener.auth_required(),
+        ..AuthPolicy::default()
+    };
+    if listener.auth_enabled() {
+        let support = shared.users.mechanism_support();
+        policy.mechanisms = shared
+            .cfg
+            .mechanisms()
+            .into_iter()
+            .filter(|m| match m {
+                Mechanism::CramMd5 => support.cram_md5,
+                Mechanism::ScramSha256 => support.scram_sha256,
+                Mechanism::Plain | Mechanism::Login => true,
+            })
+            .collect();
+        policy.nonce = session_nonce();
+        policy.decoy_key = shared.decoy_key.clone();
+    }
+    policy
 }
 
 /// Random text for this session's AUTH nonces (RFC 5802 5.1: unpredictable),
