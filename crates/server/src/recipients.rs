@@ -1,10 +1,15 @@
 //! Which recipients we take, and the mailbox each one is delivered to.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use pillarbox_codes::{Reply, Row};
 use pillarbox_proto::address::{AddressLiteral, Domain};
 use pillarbox_proto::ForwardPath;
+use pillarbox_store::state::{MailboxState, StateDb, StateError};
 use pillarbox_store::MailboxAddr;
 
 use crate::config::Config;
@@ -70,7 +75,6 @@ pub fn resolve(
 
 /// A mailbox locked for maintenance (450 4.2.1) or disabled (550 5.2.1).
 pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result<(), Reply> {
-    use pillarbox_store::state::MailboxState;
     match shared
         .mailbox_states
         .get(&shared.state, &mb.to_string(), crate::auth::now())
@@ -96,43 +100,32 @@ pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result
 /// it changed (its file or WAL grew or was written: one stat each per RCPT
 /// instead of a query), so `pillarbox mailbox lock` takes effect at once.
 pub struct MailboxStates {
-    db: std::path::PathBuf,
-    cache: std::sync::Mutex<
-        Option<(
-            Stamp,
-            std::collections::HashMap<String, pillarbox_store::state::MailboxState>,
-        )>,
-    >,
+    db: PathBuf,
+    cache: Mutex<Option<(Stamp, HashMap<String, MailboxState>)>>,
 }
 
-type Stamp = [(u64, Option<std::time::SystemTime>); 2];
+type Stamp = [(u64, Option<SystemTime>); 2];
 
 impl MailboxStates {
-    pub fn new(db: std::path::PathBuf) -> Self {
+    pub fn new(db: PathBuf) -> Self {
         Self {
             db,
-            cache: std::sync::Mutex::new(None),
+            cache: Mutex::new(None),
         }
     }
 
     fn stamp(&self) -> Stamp {
-        let of = |p: &std::path::Path| match std::fs::metadata(p) {
+        let of = |p: &Path| match std::fs::metadata(p) {
             Ok(m) => (m.len(), m.modified().ok()),
             Err(_) => (0, None),
         };
         let mut wal = self.db.clone().into_os_string();
         wal.push("-wal");
-        [of(&self.db), of(std::path::Path::new(&wal))]
+        [of(&self.db), of(Path::new(&wal))]
     }
 
     /// The state of `mailbox` (lower-case `user@domain`) at `now`.
-    pub fn get(
-        &self,
-        db: &pillarbox_store::state::StateDb,
-        mailbox: &str,
-        now: u64,
-    ) -> Result<pillarbox_store::state::MailboxState, pillarbox_store::state::StateError> {
-        use pillarbox_store::state::MailboxState;
+    pub fn get(&self, db: &StateDb, mailbox: &str, now: u64) -> Result<MailboxState, StateError> {
         let stamp = self.stamp();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = matches!(&*cache, Some((s, _)) if *s == stamp);

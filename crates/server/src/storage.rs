@@ -111,8 +111,7 @@ pub fn limit_for(cfg: &Config, users: &Directory, mb: &MailboxAddr) -> QuotaLimi
     }
 }
 
-/// Would `bytes` more (one message) overflow this mailbox? A mailbox that does
-/// not exist yet holds nothing.
+/// Would `bytes` more (one message) overflow this mailbox?
 pub fn check_quota(
     store: &MaildirStore,
     cfg: &Config,
@@ -124,15 +123,8 @@ pub fn check_quota(
     if !limit.is_limited() {
         return Ok(());
     }
-    let maildir = store.maildir_path(mb);
-    if !maildir.is_dir() {
-        return if limit.would_exceed(Default::default(), bytes, 1) {
-            Err(full(cfg))
-        } else {
-            Ok(())
-        };
-    }
-    match quota::usage(&maildir, &limit) {
+    // A mailbox that does not exist yet holds nothing: `usage` says so.
+    match quota::usage(&store.maildir_path(mb), &limit) {
         Ok(u) if limit.would_exceed(u, bytes, 1) => {
             tracing::info!(mailbox = %mb, used = u.bytes, messages = u.messages, adding = bytes, "over quota");
             Err(full(cfg))
