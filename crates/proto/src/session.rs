@@ -798,12 +798,24 @@ impl Session {
                 self.ask(Pending::Status, Question::Status)
             }
             None | Some("STATUS") => {
+                // What this session offers now, from the same list EHLO gives.
+                let extensions: Vec<String> = self.ehlo_lines()[1..]
+                    .iter()
+                    .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+                    .collect();
+                let mut commands =
+                    "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT".to_string();
+                for (ext, command) in [("STARTTLS", " STARTTLS"), ("AUTH", " AUTH")] {
+                    if extensions.iter().any(|e| e == ext) {
+                        commands.push_str(command);
+                    }
+                }
                 let reply = Row::Help.reply_lines([
-                    "Pillarbox ESMTP server",
-                    "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
-                    "extensions: PIPELINING SIZE 8BITMIME SMTPUTF8 ENHANCEDSTATUSCODES CHUNKING STARTTLS",
-                    "HELP <command> explains a command; `pillarbox explain <code>` explains a reply",
-                    "documentation: https://www.rfc-editor.org/rfc/rfc5321 and the Pillarbox README",
+                    "Pillarbox ESMTP server".to_string(),
+                    commands,
+                    format!("extensions: {}", extensions.join(" ")),
+                    "HELP <command> explains a command; `pillarbox explain <code>` explains a reply".to_string(),
+                    "documentation: https://www.rfc-editor.org/rfc/rfc5321 and the Pillarbox README".to_string(),
                 ]);
                 self.reply(reply);
             }
@@ -823,6 +835,7 @@ impl Session {
                     "HELP" => "HELP [command]: this help",
                     "QUIT" => "QUIT: end the session",
                     "STARTTLS" => "STARTTLS: begin TLS, then EHLO again",
+                    "AUTH" => "AUTH <mechanism> [initial-response]: authenticate (RFC 4954); EHLO lists the mechanisms",
                     _ => "unknown command; HELP lists the commands",
                 };
                 self.reply(Row::Help.reply_with(text));
