@@ -624,7 +624,8 @@ impl Driver {
             Ok(Ok(Ok(done))) => {
                 let sh = &self.shared;
                 storage::record_delivery(&sh.store, &sh.cfg, &sh.users, &boxes, done.stored_size);
-                sh.disk.invalidate();
+                // One file, however many recipients (hard links).
+                sh.disk.consumed(done.stored_size);
                 self.delivered += 1;
                 tracing::info!(queue_id = %self.queue_id, from = %from, rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())

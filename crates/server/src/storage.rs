@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pillarbox_codes::{Reply, Row};
-use pillarbox_store::quota::{self, QuotaLimit};
+use pillarbox_store::quota::QuotaLimit;
 use pillarbox_store::{DiskSpace, MailboxAddr, MaildirStore};
 
 use crate::config::{Config, QuotaExceeded, Reserve};
@@ -51,6 +51,16 @@ impl DiskWatch {
     /// Forgets the cached figure (after a delivery or an ENOSPC).
     pub fn invalidate(&self) {
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Counts `bytes` just stored against the cached figure, so a busy server
+    /// does not ask the filesystem after every delivery; the figure is still
+    /// read afresh at least once per second.
+    pub fn consumed(&self, bytes: u64) {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, s)) = c.as_mut() {
+            s.available = s.available.saturating_sub(bytes);
+        }
     }
 
     /// Bytes that may still be stored above the reserve; None if unknown.
@@ -124,7 +134,7 @@ pub fn check_quota(
         return Ok(());
     }
     // A mailbox that does not exist yet holds nothing: `usage` says so.
-    match quota::usage(&store.maildir_path(mb), &limit) {
+    match store.quota().usage(&store.maildir_path(mb), &limit) {
         Ok(u) if limit.would_exceed(u, bytes, 1) => {
             tracing::info!(mailbox = %mb, used = u.bytes, messages = u.messages, adding = bytes, "over quota");
             Err(full(cfg))
@@ -151,7 +161,10 @@ pub fn record_delivery(
         if !limit.is_limited() {
             continue;
         }
-        if let Err(e) = quota::record(&store.maildir_path(mb), &limit, stored as i64, 1) {
+        if let Err(e) = store
+            .quota()
+            .record(&store.maildir_path(mb), &limit, stored as i64, 1)
+        {
             tracing::warn!(mailbox = %mb, error = %e, "cannot update maildirsize");
         }
     }

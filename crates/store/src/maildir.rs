@@ -4,15 +4,18 @@
 //! returns `Ok` (RFC 5321 4.1.1.4: the receiver must not lose the message once it has
 //! said so). The path of one message:
 //!
-//! 1. [`MaildirStore::begin`] creates `<data_dir>/spool/<queue_id>`;
-//!    [`IncomingMessage::write`] appends the body, turning CRLF into LF.
-//! 2. [`IncomingMessage::commit`] fsyncs the spool file, hard-links it into every
+//! 1. [`MaildirStore::begin`] creates the spool file: an unnamed file in
+//!    `<data_dir>/spool` (`O_TMPFILE`) where the filesystem supports it, else
+//!    `<data_dir>/spool/<queue_id>`; [`IncomingMessage::write`] appends the body,
+//!    turning CRLF into LF.
+//! 2. [`IncomingMessage::commit`] fdatasyncs the spool file, hard-links it into every
 //!    recipient's `new/` (one write, however many recipients), fsyncs each `new/`
-//!    directory, and only then unlinks the spool file.
+//!    directory, and only then drops the spool file (closes it, or unlinks its name).
 //!
-//! A crash at any point leaves either a complete message in `new/` or a leftover in
-//! the spool, which [`MaildirStore::open`] removes: the client never got its `250`,
-//! so it still holds the message and will send it again.
+//! A crash at any point leaves either a complete message in `new/` or nothing a
+//! reader can see: an unnamed spool file vanishes with the process, a named one is
+//! removed by [`MaildirStore::open`]. The client never got its `250`, so it still
+//! holds the message and will send it again.
 //!
 //! The layout is Dovecot's `mail_location = maildir:<data_dir>/mail/%d/%n/Maildir`,
 //! and file names follow the Maildir convention (<https://cr.yp.to/proto/maildir.html>)
@@ -47,6 +50,12 @@ const DIR_MODE: u32 = 0o700;
 /// The `Q<n>` part of Maildir names: unique within this process, so two sessions
 /// delivering in the same microsecond still pick different names.
 static DELIVERY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// This process's id, asked of the kernel once (it goes into every file name).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 
 /// A local mailbox: the `%d` and `%n` of the Maildir path.
 ///
@@ -103,6 +112,13 @@ pub struct MaildirStore {
     spool_dir: PathBuf,
     /// The host name as it goes into file names, already escaped.
     name_host: String,
+    /// Quota usage of the Maildirs delivered to, shared by every clone.
+    quota: std::sync::Arc<crate::quota::UsageCache>,
+    /// Spool files are unnamed (`O_TMPFILE`, found to work in the spool at open):
+    /// nothing to create or remove in the spool directory per message.
+    unnamed_spool: bool,
+    /// Shared fsyncs of `new/` directories.
+    dir_syncs: std::sync::Arc<crate::dir_sync::DirSyncs>,
 }
 
 impl MaildirStore {
@@ -119,12 +135,21 @@ impl MaildirStore {
         ensure_dir(&mail_dir)?;
         ensure_dir(&spool_dir)?;
         clear_spool(&spool_dir)?;
+        let unnamed_spool = open_unnamed(&spool_dir).is_ok();
         Ok(MaildirStore {
             data_dir: data_dir.to_path_buf(),
             mail_dir,
             spool_dir,
             name_host: escape_host(hostname),
+            quota: Default::default(),
+            unnamed_spool,
+            dir_syncs: Default::default(),
         })
+    }
+
+    /// The quota usage of Maildirs, cached while their `maildirsize` is unchanged.
+    pub fn quota(&self) -> &crate::quota::UsageCache {
+        &self.quota
     }
 
     /// The data directory the store was opened on.
@@ -141,8 +166,9 @@ impl MaildirStore {
         maildir_path(&self.mail_dir, rcpt)
     }
 
-    /// Starts one incoming message: creates `<data_dir>/spool/<queue_id>`, which must
-    /// not exist yet. `queue_id` must be a plain file name.
+    /// Starts one incoming message: creates an unnamed spool file, or, where the
+    /// filesystem has no `O_TMPFILE`, `<data_dir>/spool/<queue_id>`, which must not
+    /// exist yet. `queue_id` must be a plain file name.
     pub fn begin(&self, queue_id: &str) -> Result<IncomingMessage, StoreError> {
         let spool = self.spool_dir.join(queue_id);
         if queue_id.is_empty() || queue_id.starts_with('.') || queue_id.contains(['/', '\0']) {
@@ -155,16 +181,22 @@ impl MaildirStore {
                 ),
             ));
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&spool)
-            .map_err(|e| StoreError::io("create spool file", &spool, e))?;
+        let file = if self.unnamed_spool {
+            open_unnamed(&self.spool_dir)
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&spool)
+        }
+        .map_err(|e| StoreError::io("create spool file", &spool, e))?;
         Ok(IncomingMessage {
             out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             spool,
-            spool_exists: true,
+            spool_exists: !self.unnamed_spool,
+            dir_syncs: self.dir_syncs.clone(),
             mail_dir: self.mail_dir.clone(),
             name_host: self.name_host.clone(),
             lf: LfConverter::default(),
@@ -192,9 +224,12 @@ pub struct Delivered {
 pub struct IncomingMessage {
     /// `None` once the writer has been flushed for commit or thrown away.
     out: Option<BufWriter<File>>,
+    /// The spool file's name; for an unnamed one, the name it would have had
+    /// (for error messages).
     spool: PathBuf,
-    /// False once the spool file has been unlinked.
+    /// The spool file has a name, not yet unlinked.
     spool_exists: bool,
+    dir_syncs: std::sync::Arc<crate::dir_sync::DirSyncs>,
     mail_dir: PathBuf,
     name_host: String,
     lf: LfConverter,
@@ -271,10 +306,10 @@ impl IncomingMessage {
             .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))
     }
 
-    /// Batch phase 3: links the (already durable) spool file into every
-    /// recipient's `new/` without syncing the directories; returns the paths
-    /// placed. On error, what was placed is removed again.
-    fn place_all(&self, rcpts: &[MailboxAddr]) -> Result<Vec<PathBuf>, StoreError> {
+    /// Links the (already durable) spool file into every recipient's `new/`
+    /// without syncing the directories; returns the paths placed. On error,
+    /// what was placed is removed again. A bad name is found before any link.
+    fn place_all(&self, file: &File, rcpts: &[MailboxAddr]) -> Result<Vec<PathBuf>, StoreError> {
         let mut distinct: Vec<&MailboxAddr> = Vec::with_capacity(rcpts.len());
         for rcpt in rcpts {
             if !distinct.contains(&rcpt) {
@@ -287,12 +322,12 @@ impl IncomingMessage {
             let maildir = maildir_path(&self.mail_dir, rcpt);
             // Link first: an existing Maildir (the usual case) costs no stat;
             // a missing one is created and the link tried again.
-            let step = match self.place(&maildir, &maildir.join("new")) {
+            let step = match self.place(file, &maildir, &maildir.join("new")) {
                 Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                     ["cur", "new", "tmp"]
                         .iter()
                         .try_for_each(|sub| ensure_dir(&maildir.join(sub)))
-                        .and_then(|()| self.place(&maildir, &maildir.join("new")))
+                        .and_then(|()| self.place(file, &maildir, &maildir.join("new")))
                 }
                 other => other,
             };
@@ -340,16 +375,17 @@ pub fn commit_batch(
         }
         msgs.clear();
     }
-    drop(files);
-    // Phase 3: link into new/.
+    // Phase 3: link into new/ (an unnamed spool file is linked through its
+    // open descriptor, so the files stay open until then).
     let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
         Vec::with_capacity(msgs.len());
-    for (i, msg, rcpts) in msgs {
-        match msg.place_all(&rcpts) {
+    for ((i, msg, rcpts), file) in msgs.into_iter().zip(&files) {
+        match msg.place_all(file, &rcpts) {
             Ok(placed) => placed_all.push((i, msg, placed)),
             Err(e) => results[i] = Some(Err(e)),
         }
     }
+    drop(files);
     // Phase 4: the new directory entries, durable.
     let dirs: Vec<PathBuf> = placed_all
         .iter()
@@ -458,27 +494,20 @@ impl IncomingMessage {
         let file = out
             .into_inner()
             .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))?;
-        file.sync_all()
+        // The data and what it takes to read it back (size, blocks); the link
+        // into new/ is made durable by the fsync of new/.
+        file.sync_data()
             .map_err(|e| StoreError::io("fsync spool file", &self.spool, e))?;
-        drop(file);
 
-        let mut distinct: Vec<&MailboxAddr> = Vec::with_capacity(rcpts.len());
-        for rcpt in rcpts {
-            if !distinct.contains(&rcpt) {
-                // Check every name before the first link, so a bad one costs no undo.
-                rcpt.validate()?;
-                distinct.push(rcpt);
-            }
-        }
-
-        let mut placed = Vec::with_capacity(distinct.len());
-        for rcpt in distinct {
-            match self.deliver_one(rcpt) {
-                Ok(path) => placed.push(path),
-                Err(err) => {
-                    unplace(&placed);
-                    return Err(err);
-                }
+        // Link into every new/ first, then sync each new/ (shared with the other
+        // deliveries into it that end now): the entries are durable before we
+        // report success.
+        let placed = self.place_all(&file, rcpts)?;
+        for path in &placed {
+            let Some(dir) = path.parent() else { continue };
+            if let Err(e) = self.dir_syncs.sync(dir) {
+                unplace(&placed);
+                return Err(StoreError::io("fsync directory", dir, e));
             }
         }
         Ok(Delivered {
@@ -488,41 +517,22 @@ impl IncomingMessage {
         })
     }
 
-    /// Places the (fsynced) spool file in one recipient's `new/` and makes the
-    /// directory entry durable.
-    fn deliver_one(&self, rcpt: &MailboxAddr) -> Result<PathBuf, StoreError> {
-        let maildir = maildir_path(&self.mail_dir, rcpt);
-        let new_dir = maildir.join("new");
-        // Link first: an existing Maildir (the usual case) costs no stat; a
-        // missing one is created and the link tried again.
-        let path = match self.place(&maildir, &new_dir) {
-            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                for sub in ["cur", "new", "tmp"] {
-                    ensure_dir(&maildir.join(sub))?;
-                }
-                self.place(&maildir, &new_dir)?
-            }
-            other => other?,
-        };
-        // The link or rename is durable only once the directory is synced.
-        if let Err(err) = fsync_dir(&new_dir) {
-            let _ = fs::remove_file(&path);
-            return Err(err);
-        }
-        Ok(path)
-    }
-
     /// Links the spool file into `new_dir` under a fresh name, falling back to a copy
     /// when the Maildir is on another filesystem.
-    fn place(&self, maildir: &Path, new_dir: &Path) -> Result<PathBuf, StoreError> {
+    fn place(&self, file: &File, maildir: &Path, new_dir: &Path) -> Result<PathBuf, StoreError> {
         for _ in 0..NAME_ATTEMPTS {
             let name = self.unique_name();
             let dest = new_dir.join(&name);
-            match fs::hard_link(&self.spool, &dest) {
+            let linked = if self.spool_exists {
+                fs::hard_link(&self.spool, &dest)
+            } else {
+                link_unnamed(file, &dest)
+            };
+            match linked {
                 Ok(()) => return Ok(dest),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                    return copy_into(&self.spool, maildir, &name);
+                    return copy_into(file, maildir, &name);
                 }
                 Err(e) => return Err(StoreError::io("link message into", &dest, e)),
             }
@@ -547,7 +557,7 @@ impl IncomingMessage {
             "{}.M{}P{}Q{}.{},S={},W={}",
             now.as_secs(),
             now.subsec_micros(),
-            std::process::id(),
+            pid(),
             counter,
             self.name_host,
             self.lf.stored,
@@ -661,14 +671,16 @@ fn escape_host(hostname: &str) -> String {
     host.replace('/', "\\057").replace(':', "\\072")
 }
 
-/// Copies the spool file into `<maildir>/tmp/<name>`, fsyncs it and renames it to
+/// Copies the spool file `src` into `<maildir>/tmp/<name>`, fsyncs it and renames it to
 /// `<maildir>/new/<name>`: the classic Maildir delivery, for a Maildir on another
 /// filesystem than the spool. The caller fsyncs `new/`.
-fn copy_into(spool: &Path, maildir: &Path, name: &str) -> Result<PathBuf, StoreError> {
+fn copy_into(src: &File, maildir: &Path, name: &str) -> Result<PathBuf, StoreError> {
     let tmp = maildir.join("tmp").join(name);
     let dest = maildir.join("new").join(name);
     let result = (|| {
-        let mut src = File::open(spool).map_err(|e| StoreError::io("open spool file", spool, e))?;
+        // Read from the start, through a descriptor of our own (the spool file's
+        // offset is at its end after writing).
+        let mut src = std::io::BufReader::new(ReadFrom { file: src, at: 0 });
         let mut dst = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -688,6 +700,76 @@ fn copy_into(spool: &Path, maildir: &Path, name: &str) -> Result<PathBuf, StoreE
             let _ = fs::remove_file(&tmp);
             Err(err)
         }
+    }
+}
+
+/// Reads a file from a position of its own, leaving the file's offset alone.
+struct ReadFrom<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl io::Read for ReadFrom<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens an unnamed file in `dir` (`O_TMPFILE`), readable and writable: it
+/// has no name until linked, and disappears when closed unlinked.
+fn open_unnamed(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(FILE_MODE)
+        .open(dir)
+}
+
+/// Gives an unnamed file (or any open file) the name `dest`: linkat(2) through
+/// `/proc/self/fd`, or with `AT_EMPTY_PATH` where `/proc` is not mounted.
+fn link_unnamed(file: &File, dest: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let fd = file.as_raw_fd();
+    let dest_c = CString::new(dest.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let proc_path = CString::new(format!("/proc/self/fd/{fd}"))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: both paths are NUL-terminated and outlive the call; fd is open.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            libc::AT_FDCWD,
+            dest_c.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() != io::ErrorKind::NotFound || Path::new("/proc/self/fd").is_dir() {
+        return Err(err);
+    }
+    // SAFETY: as above; the empty path names the descriptor itself.
+    let r = unsafe {
+        libc::linkat(
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            dest_c.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -776,6 +858,34 @@ mod tests {
         (dir, store)
     }
 
+    /// A store that names its spool files, as on a filesystem without O_TMPFILE.
+    fn named_store() -> (tempfile::TempDir, MaildirStore) {
+        let (dir, mut store) = store();
+        store.unnamed_spool = false;
+        (dir, store)
+    }
+
+    /// Both kinds of store, for tests that must hold for each.
+    fn both_stores() -> Vec<(tempfile::TempDir, MaildirStore)> {
+        vec![store(), named_store()]
+    }
+
+    #[test]
+    fn spool_files_are_unnamed_where_the_filesystem_allows() {
+        // Every filesystem the tests run on here (ext4, tmpfs) has O_TMPFILE.
+        let (_dir, store) = store();
+        assert!(store.unnamed_spool);
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
+        assert!(spool_entries(&store).is_empty());
+        let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
+        assert_eq!(
+            fs::read(&delivered.paths[0]).expect("read").len(),
+            WRITE_BUFFER * 2
+        );
+        assert_eq!(fs::metadata(&delivered.paths[0]).expect("stat").nlink(), 1);
+    }
+
     fn rcpt(user: &str) -> MailboxAddr {
         MailboxAddr::new("example.test", user).expect("valid mailbox")
     }
@@ -808,7 +918,12 @@ mod tests {
 
     #[test]
     fn two_recipients_share_one_inode() {
-        let (_dir, store) = store();
+        for (_dir, store) in both_stores() {
+            two_recipients_share_one_inode_in(&store);
+        }
+    }
+
+    fn two_recipients_share_one_inode_in(store: &MaildirStore) {
         let mut msg = store.begin("q1").expect("begin");
         msg.write(b"Subject: hi\r\n\r\nbody\r\n").expect("write");
         let delivered = msg.commit(&[rcpt("alice"), rcpt("bob")]).expect("commit");
@@ -820,12 +935,12 @@ mod tests {
         assert_eq!(a.dev(), b.dev());
         // Two links, not three: the spool link is gone.
         assert_eq!(a.nlink(), 2);
-        assert!(spool_entries(&store).is_empty());
+        assert!(spool_entries(store).is_empty());
         assert_eq!(
-            new_entries(&store, "alice"),
+            new_entries(store, "alice"),
             vec![delivered.paths[0].clone()]
         );
-        assert_eq!(new_entries(&store, "bob"), vec![delivered.paths[1].clone()]);
+        assert_eq!(new_entries(store, "bob"), vec![delivered.paths[1].clone()]);
     }
 
     #[test]
@@ -897,7 +1012,7 @@ mod tests {
 
     #[test]
     fn abort_leaves_no_spool_file_and_nothing_delivered() {
-        let (_dir, store) = store();
+        let (_dir, store) = named_store();
         let mut msg = store.begin("q1").expect("begin");
         msg.write(b"x\r\n").expect("write");
         assert_eq!(spool_entries(&store).len(), 1);
@@ -908,14 +1023,15 @@ mod tests {
 
     #[test]
     fn drop_without_commit_leaves_no_spool_file() {
-        let (_dir, store) = store();
-        {
-            let mut msg = store.begin("q1").expect("begin");
-            // Bigger than the buffer, so part of it reached the file.
-            msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
+        for (_dir, store) in both_stores() {
+            {
+                let mut msg = store.begin("q1").expect("begin");
+                // Bigger than the buffer, so part of it reached the file.
+                msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
+            }
+            assert!(spool_entries(&store).is_empty());
+            assert!(new_entries(&store, "alice").is_empty());
         }
-        assert!(spool_entries(&store).is_empty());
-        assert!(new_entries(&store, "alice").is_empty());
     }
 
     #[test]
@@ -942,7 +1058,12 @@ mod tests {
 
     #[test]
     fn failing_second_recipient_undoes_the_first() {
-        let (_dir, store) = store();
+        for (_dir, store) in both_stores() {
+            failing_second_recipient_undoes_the_first_in(&store);
+        }
+    }
+
+    fn failing_second_recipient_undoes_the_first_in(store: &MaildirStore) {
         let bob = store.maildir_path(&rcpt("bob"));
         fs::create_dir_all(bob.parent().expect("parent")).expect("mkdir");
         // bob's Maildir is a regular file: his delivery cannot succeed.
@@ -955,8 +1076,8 @@ mod tests {
             .expect_err("bob must fail");
         assert!(!err.is_no_space());
         assert!(matches!(err, StoreError::Io { .. }), "{err}");
-        assert!(new_entries(&store, "alice").is_empty());
-        assert!(spool_entries(&store).is_empty());
+        assert!(new_entries(store, "alice").is_empty());
+        assert!(spool_entries(store).is_empty());
     }
 
     #[test]
@@ -1006,7 +1127,7 @@ mod tests {
 
     #[test]
     fn begin_refuses_an_existing_or_unsafe_queue_id() {
-        let (_dir, store) = store();
+        let (_dir, store) = named_store();
         let _first = store.begin("q1").expect("begin");
         assert!(store.begin("q1").is_err());
         for bad in ["", ".", "..", "a/b", ".x"] {
@@ -1031,7 +1152,8 @@ mod tests {
         for sub in ["cur", "new", "tmp"] {
             ensure_dir(&maildir.join(sub)).expect("mkdir");
         }
-        let path = copy_into(&spool, &maildir, "1.M2P3Q4.host,S=5,W=6").expect("copy");
+        let src = File::open(&spool).expect("open");
+        let path = copy_into(&src, &maildir, "1.M2P3Q4.host,S=5,W=6").expect("copy");
         assert_eq!(path, maildir.join("new/1.M2P3Q4.host,S=5,W=6"));
         assert_eq!(fs::read(&path).expect("read"), b"body\n");
         assert!(entries(&maildir.join("tmp")).is_empty());
@@ -1042,8 +1164,13 @@ mod tests {
 
     #[test]
     fn maildir_on_another_filesystem_gets_a_copy() {
+        for (dir, store) in both_stores() {
+            maildir_on_another_filesystem_gets_a_copy_in(&dir, &store);
+        }
+    }
+
+    fn maildir_on_another_filesystem_gets_a_copy_in(dir: &tempfile::TempDir, store: &MaildirStore) {
         // Runs only where /dev/shm is a separate filesystem from the temp dir.
-        let (dir, store) = store();
         let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
             return;
         };
@@ -1063,6 +1190,6 @@ mod tests {
         assert_eq!(Some(meta.dev()), dev(other.path()));
         assert_eq!(meta.nlink(), 1);
         assert!(entries(&other.path().join("alice/Maildir/tmp")).is_empty());
-        assert!(spool_entries(&store).is_empty());
+        assert!(spool_entries(store).is_empty());
     }
 }

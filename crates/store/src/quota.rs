@@ -123,11 +123,26 @@ fn dovecot_size(v: &str, default_unit: u64) -> Option<u64> {
 /// The usage of the Maildir at `maildir`, from `maildirsize`, rebuilt when the
 /// Maildir++ rules say so.
 pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+    usage_stamped(maildir, limit).map(|(u, _)| u)
+}
+
+/// [`usage`], with the stamp of the file as it was before it was read (so a
+/// change made while reading makes the stamp stale, never the figure), or
+/// `None` when the file was rebuilt.
+fn usage_stamped(maildir: &Path, limit: &QuotaLimit) -> io::Result<(Usage, Option<Stamp>)> {
     let path = maildir.join(FILE);
-    let (text, meta) = match (fs::read_to_string(&path), fs::metadata(&path)) {
-        (Ok(t), Ok(m)) => (t, m),
-        _ => return recalc(maildir, limit),
+    let read = || -> io::Result<(String, fs::Metadata)> {
+        let mut f = fs::File::open(&path)?;
+        let meta = f.metadata()?;
+        let mut text = String::with_capacity(meta.len() as usize + 64);
+        io::Read::read_to_string(&mut f, &mut text)?;
+        Ok((text, meta))
     };
+    let Ok((text, meta)) = read() else {
+        return recalc(maildir, limit).map(|u| (u, None));
+    };
+    let stamp = Stamp::of(&meta);
+    let recalc = |maildir, limit| recalc(maildir, limit).map(|u| (u, None));
     let mut lines = text.lines();
     let header_ok = lines
         .next()
@@ -159,6 +174,7 @@ pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
         // the sum of its own lines is the same figure, so write that instead.
         // (An over-quota file older than 15 minutes is still rescanned below.)
         write_file(maildir, limit, u)?;
+        return Ok((u, None));
     }
     let old = meta
         .modified()
@@ -168,7 +184,7 @@ pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
     if old && limit.would_exceed(u, 0, 0) {
         return recalc(maildir, limit);
     }
-    Ok(u)
+    Ok((u, Some(stamp)))
 }
 
 /// Recounts the Maildir (every folder's `cur/` and `new/`, sizes from `,S=`)
@@ -240,12 +256,152 @@ fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage) -> io::Result<()> {
 /// O_APPEND keeps whole against concurrent writers. A missing file is rebuilt
 /// from the Maildir instead (which already holds the new message).
 pub fn record(maildir: &Path, limit: &QuotaLimit, bytes: i64, messages: i64) -> io::Result<()> {
-    let path = maildir.join(FILE);
-    if !path.exists() {
-        return recalc(maildir, limit).map(|_| ());
+    append(maildir, limit, bytes, messages).map(|_| ())
+}
+
+/// Appends one change line; returns the file's stamp after the append and the
+/// line's length, or `None` when the file was missing and rebuilt instead.
+fn append(
+    maildir: &Path,
+    limit: &QuotaLimit,
+    bytes: i64,
+    messages: i64,
+) -> io::Result<Option<(Stamp, u64)>> {
+    let mut f = match OpenOptions::new().append(true).open(maildir.join(FILE)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return recalc(maildir, limit).map(|_| None);
+        }
+        Err(e) => return Err(e),
+    };
+    let line = format!("{bytes} {messages}\n");
+    f.write_all(line.as_bytes())?;
+    Ok(Some((Stamp::of(&f.metadata()?), line.len() as u64)))
+}
+
+/// What tells one version of `maildirsize` from another without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        }
     }
-    let mut f = OpenOptions::new().append(true).open(&path)?;
-    f.write_all(format!("{bytes} {messages}\n").as_bytes())
+
+    /// Maildir++: an over-quota file this old is rebuilt.
+    fn is_stale(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now - self.mtime_ns > STALE_WHEN_OVER.as_nanos() as i128
+    }
+}
+
+/// At most this many Maildirs' usage is remembered; the cache starts over when full.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Usage figures of recently seen Maildirs, each trusted only while its
+/// `maildirsize` is exactly as it was (same file, length and times): a check
+/// costs one `stat` instead of reading the file, and every other writer
+/// (Dovecot appending an expunge, rewriting the file) is noticed by the stamp.
+#[derive(Debug, Default)]
+pub struct UsageCache {
+    entries: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    stamp: Stamp,
+    limit: QuotaLimit,
+    usage: Usage,
+}
+
+impl UsageCache {
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::path::PathBuf, Cached>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`usage`], from the cache while the file is unchanged.
+    pub fn usage(&self, maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+        if let Ok(meta) = fs::metadata(maildir.join(FILE)) {
+            let now = Stamp::of(&meta);
+            if let Some(c) = self.entries().get(maildir) {
+                let rebuild = limit.would_exceed(c.usage, 0, 0) && now.is_stale();
+                if c.stamp == now && c.limit == *limit && !rebuild {
+                    return Ok(c.usage);
+                }
+            }
+        }
+        let (u, stamp) = usage_stamped(maildir, limit)?;
+        let mut entries = self.entries();
+        match stamp {
+            Some(stamp) => {
+                if entries.len() >= CACHE_ENTRIES && !entries.contains_key(maildir) {
+                    entries.clear();
+                }
+                entries.insert(
+                    maildir.to_path_buf(),
+                    Cached {
+                        stamp,
+                        limit: *limit,
+                        usage: u,
+                    },
+                );
+            }
+            None => {
+                entries.remove(maildir);
+            }
+        }
+        Ok(u)
+    }
+
+    /// [`record`], keeping the cached figure when the file grew by exactly
+    /// our line (nobody else wrote in between); otherwise it is forgotten and
+    /// read again at the next check. Our own appends are made one at a time.
+    pub fn record(
+        &self,
+        maildir: &Path,
+        limit: &QuotaLimit,
+        bytes: i64,
+        messages: i64,
+    ) -> io::Result<()> {
+        let mut entries = self.entries();
+        let appended = append(maildir, limit, bytes, messages);
+        let keep = match (&appended, entries.get_mut(maildir)) {
+            (Ok(Some((after, n))), Some(c))
+                if c.limit == *limit
+                    && (c.stamp.dev, c.stamp.ino) == (after.dev, after.ino)
+                    && c.stamp.len + n == after.len =>
+            {
+                c.stamp = *after;
+                c.usage = Usage {
+                    bytes: (c.usage.bytes as i64).saturating_add(bytes).max(0) as u64,
+                    messages: (c.usage.messages as i64).saturating_add(messages).max(0) as u64,
+                };
+                true
+            }
+            _ => false,
+        };
+        if !keep {
+            entries.remove(maildir);
+        }
+        appended.map(|_| ())
+    }
 }
 
 /// `,S=<size>` from a Maildir file name.
@@ -386,6 +542,49 @@ mod tests {
             fs::read_to_string(m.join(FILE)).unwrap(),
             "1073741824S\n20000 2000\n"
         );
+    }
+
+    #[test]
+    fn the_cache_follows_our_records_and_every_other_writer() {
+        let (_t, m) = maildir();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        let cache = UsageCache::default();
+        let at = |bytes, messages| Usage { bytes, messages };
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
+        cache.record(&m, &q, 300, 1).unwrap();
+        cache.record(&m, &q, 200, 1).unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(500, 2));
+        // What our records wrote is what a fresh reader sums.
+        assert_eq!(usage(&m, &q).unwrap(), at(500, 2));
+        // Dovecot appends an expunge.
+        let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
+        f.write_all(b"-300 -1\n").unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(200, 1));
+        // Another writer appends between two of ours: the next check re-reads.
+        cache.record(&m, &q, 10, 1).unwrap();
+        let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
+        f.write_all(b"7 1\n").unwrap();
+        cache.record(&m, &q, 1, 1).unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(218, 4));
+        // The file is replaced (Dovecot's recalculation renames a new one in).
+        let tmp = m.join("maildirsize.new");
+        fs::write(&tmp, "1000S\n42 1\n").unwrap();
+        fs::rename(&tmp, m.join(FILE)).unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(42, 1));
+        // A new limit rebuilds from the Maildir (which holds no message files).
+        let bigger = QuotaLimit {
+            bytes: Some(2000),
+            messages: None,
+        };
+        assert_eq!(cache.usage(&m, &bigger).unwrap(), at(0, 0));
+        // The file removed: rebuilt on the next record, and counted again.
+        fs::remove_file(m.join(FILE)).unwrap();
+        fs::write(m.join("new/1.M1P1.h,S=70,W=72"), b"x").unwrap();
+        cache.record(&m, &bigger, 70, 1).unwrap();
+        assert_eq!(cache.usage(&m, &bigger).unwrap(), at(70, 1));
     }
 
     #[test]

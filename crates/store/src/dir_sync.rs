@@ -1,0 +1,157 @@
+//! Shared directory syncs: sessions whose messages land in the same `new/`
+//! at the same time share one fsync of that directory.
+//!
+//! A delivery links its file into `new/` and then needs an fsync of `new/` that
+//! *started after* its link, so the entry is on disk before the `250`. While one
+//! fsync of a directory runs, every delivery that linked in the meantime waits
+//! for the next one, which a single thread then runs for all of them. Under
+//! load the directory is synced once per round instead of once per message;
+//! with one delivery at a time nothing changes (no wait, one fsync each).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// At most this many directories are tracked; the map starts over when full
+/// (a delivery holding an old entry still gets a correct sync).
+const MAX_DIRS: usize = 10_000;
+
+/// The directories being synced, by path.
+#[derive(Debug, Default)]
+pub struct DirSyncs {
+    dirs: Mutex<HashMap<PathBuf, Arc<DirSync>>>,
+}
+
+impl DirSyncs {
+    /// Makes every entry created in `dir` before this call durable: returns
+    /// once an fsync of `dir` that started after the call has finished.
+    pub fn sync(&self, dir: &Path) -> io::Result<()> {
+        let one = {
+            let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+            if dirs.len() >= MAX_DIRS && !dirs.contains_key(dir) {
+                dirs.clear();
+            }
+            dirs.entry(dir.to_path_buf()).or_default().clone()
+        };
+        one.sync(dir)
+    }
+}
+
+/// The sync rounds of one directory.
+#[derive(Debug, Default)]
+struct DirSync {
+    state: Mutex<Rounds>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Rounds {
+    /// Rounds started so far; round `n` is the n-th fsync.
+    started: u64,
+    /// Rounds finished (in order: one runs at a time).
+    finished: u64,
+    running: bool,
+    /// The latest round that failed, and how.
+    failed: Option<(u64, io::ErrorKind, String)>,
+}
+
+impl DirSync {
+    fn rounds(&self) -> MutexGuard<'_, Rounds> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sync(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.rounds();
+        // A round already running may have started before our entry was made:
+        // only the next one surely covers it.
+        let needed = st.started + 1;
+        loop {
+            if st.finished >= needed {
+                return match &st.failed {
+                    // A failed round at or after ours: we cannot tell whether
+                    // our entry made it, so it did not.
+                    Some((round, kind, msg)) if *round >= needed => {
+                        Err(io::Error::new(*kind, msg.clone()))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if st.running {
+                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.running = true;
+            st.started += 1;
+            let round = st.started;
+            drop(st);
+            let result = File::open(dir).and_then(|d| d.sync_all());
+            st = self.rounds();
+            st.running = false;
+            st.finished = round;
+            if let Err(e) = &result {
+                st.failed = Some((round, e.kind(), e.to_string()));
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn one_caller_syncs_once_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        for _ in 0..3 {
+            syncs.sync(dir.path()).unwrap();
+        }
+        let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
+        let st = one.rounds();
+        assert_eq!((st.started, st.finished), (3, 3));
+    }
+
+    #[test]
+    fn concurrent_callers_share_rounds_and_each_waits_for_a_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(DirSyncs::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (syncs, calls, path) = (syncs.clone(), calls.clone(), dir.path().to_owned());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        syncs.sync(&path).unwrap();
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
+        let st = one.rounds();
+        assert_eq!(calls.load(Ordering::Relaxed), 320);
+        assert_eq!(st.started, st.finished);
+        assert!(!st.running);
+        // Never more rounds than calls; fewer whenever callers overlapped.
+        assert!(st.started <= 320, "{}", st.started);
+    }
+
+    #[test]
+    fn a_failed_round_fails_its_waiters() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let syncs = DirSyncs::default();
+        let err = syncs.sync(&gone).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        std::fs::create_dir(&gone).unwrap();
+        // The next round succeeds and is not blamed for the earlier one.
+        syncs.sync(&gone).unwrap();
+    }
+}
