@@ -15,7 +15,7 @@
 #   pillarbox     release build, default durability, local domain `localhost`
 # Then ROUNDS rounds, the servers alternating within each round, each run on
 # a freshly started server; then the idle-connection cost of each. Writes a
-# Markdown report to stdout and bench/results/<date>.md.
+# Markdown report to stdout and bench/results/<date>-<commit>.md.
 #
 # Loopback only, every wait bounded, every process it starts stopped (by pid)
 # on exit. Needs root (apt-get, Postfix).
@@ -408,6 +408,11 @@ machine() {
 }
 
 main() {
+    # Earlier runs' Maildirs go first, not one by one before each server:
+    # on a filesystem without a journal, ext4 skips recently deleted inodes
+    # when allocating (for a minute or more), so a mass delete right before
+    # a run makes that server's file creation slower than its peers'.
+    rm -rf "$WORK/run"
     mkdir -p "$WORK"
     [ "$INSTALL" = 1 ] && install_peers
     build_pillarbox
@@ -457,9 +462,12 @@ main() {
         python3 "$HERE/table.py" render "$RESULTS/runs.jsonl" "$RESULTS/idle.jsonl"
     } >"$report"
     mkdir -p "$HERE/results"
-    cp "$report" "$HERE/results/$(date -u +%Y-%m-%d).md"
+    # One file per day and commit: a second run the same day keeps the first.
+    local out
+    out="$HERE/results/$(date -u +%Y-%m-%d)-$commit.md"
+    cp "$report" "$out"
     cat "$report"
-    log "written: $HERE/results/$(date -u +%Y-%m-%d).md (raw runs in $RESULTS)"
+    log "written: $out (raw runs in $RESULTS)"
 }
 
 main "$@"
