@@ -1,0 +1,76 @@
+/*
+ * bench/fs_floor.c: the file-system work of one durable delivery, alone, on
+ * T threads: what a server pays per message before any SMTP. Variants:
+ *   v0       named spool file: create, write, fsync, link into new/, fsync new/, unlink
+ *   tmpfile2 O_TMPFILE, write, fdatasync, linkat into new/, fsync new/ (Pillarbox 67673a2)
+ *   v2       classic Maildir: create in tmp/, write, fsync, rename into new/, fsync new/
+ *   nosync   tmp/ + rename, no fsync at all
+ * Prints messages/s, block-device writes and flushes per message (from
+ * /sys/block/$DEV/stat), CPU and context switches per message.
+ *
+ *   gcc -O2 -o /tmp/fs_floor bench/fs_floor.c -lpthread
+ *   /tmp/fs_floor tmpfile2 10000 20 /var/tmp/fs-floor vda
+ *
+ * It deletes nothing it did not create, but does `rm -rf DIR/d-VARIANT` first:
+ * mind the recently-deleted-inode effect (docs/PERFORMANCE.md) between runs.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/resource.h>
+#include <time.h>
+static const char *variant, *dev; static int N, T; static char base[256];
+static int counter = 0; static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char data[4096];
+static void stat_io(long *w, long *f){ char sp[128]; snprintf(sp,sizeof sp,"/sys/block/%s/stat",dev); FILE *fp=fopen(sp,"r"); long v[17]={0}; if(!fp){*w=*f=0;return;} for(int i=0;i<17;i++) if(fscanf(fp,"%ld",&v[i])!=1) break; fclose(fp); *w=v[4]; *f=v[15]; }
+static void *worker(void *arg){
+  char p[512], q[512], pp[64];
+  char nd[300]; snprintf(nd,sizeof nd,"%s/md/new",base); int newfd=open(nd,O_RDONLY|O_DIRECTORY);
+  char td[300]; snprintf(td,sizeof td,"%s/md/tmp",base);
+  for(;;){
+    pthread_mutex_lock(&mu); if(counter>=N){pthread_mutex_unlock(&mu);break;} int k=++counter; pthread_mutex_unlock(&mu);
+    if(!strcmp(variant,"v0")){
+      snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      write(fd,data,4096); fsync(fd); close(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k); link(p,q); fsync(newfd); unlink(p);
+    } else if(!strcmp(variant,"v0d")){ /* fdatasync spool */
+      snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      write(fd,data,4096); fdatasync(fd); close(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k); link(p,q); fsync(newfd); unlink(p);
+    } else if(!strcmp(variant,"tmpfile")){ /* O_TMPFILE, fdatasync, link, fsync file */
+      int fd=open(td,O_WRONLY|O_TMPFILE,0600); write(fd,data,4096); fdatasync(fd);
+      snprintf(pp,sizeof pp,"/proc/self/fd/%d",fd); snprintf(q,sizeof q,"%s/md/new/%d",base,k);
+      if(linkat(AT_FDCWD,pp,AT_FDCWD,q,AT_SYMLINK_FOLLOW)) perror("linkat");
+      fsync(fd); close(fd);
+    } else if(!strcmp(variant,"tmpfile2")){ /* O_TMPFILE, fdatasync, link, fsync dir */
+      int fd=open(td,O_WRONLY|O_TMPFILE,0600); write(fd,data,4096); fdatasync(fd);
+      snprintf(pp,sizeof pp,"/proc/self/fd/%d",fd); snprintf(q,sizeof q,"%s/md/new/%d",base,k);
+      if(linkat(AT_FDCWD,pp,AT_FDCWD,q,AT_SYMLINK_FOLLOW)) perror("linkat");
+      fsync(newfd); close(fd);
+    } else if(!strcmp(variant,"v2")){
+      snprintf(p,sizeof p,"%s/md/tmp/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      write(fd,data,4096); fsync(fd); close(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k); rename(p,q); fsync(newfd);
+    } else if(!strcmp(variant,"nosync")){
+      snprintf(p,sizeof p,"%s/md/tmp/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      write(fd,data,4096); close(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k); rename(p,q);
+    }
+  }
+  close(newfd); return 0;
+}
+int main(int argc,char**argv){
+  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
+  snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
+  long w0,f0,w1,f1; stat_io(&w0,&f0); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
+  pthread_t th[256]; for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
+  clock_gettime(CLOCK_MONOTONIC,&b); stat_io(&w1,&f1); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
+  double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec+ru.ru_utime.tv_usec/1e6+ru.ru_stime.tv_sec+ru.ru_stime.tv_usec/1e6;
+  printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw)/N);
+}
