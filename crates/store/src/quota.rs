@@ -138,28 +138,29 @@ fn usage_stamped(maildir: &Path, limit: &QuotaLimit) -> io::Result<(Usage, Optio
         io::Read::read_to_string(&mut f, &mut text)?;
         Ok((text, meta))
     };
+    // A rebuilt file has no stamp worth keeping: the next check reads it.
+    let rebuild = || recalc(maildir, limit).map(|u| (u, None));
     let Ok((text, meta)) = read() else {
-        return recalc(maildir, limit).map(|u| (u, None));
+        return rebuild();
     };
     let stamp = Stamp::of(&meta);
-    let recalc = |maildir, limit| recalc(maildir, limit).map(|u| (u, None));
     let mut lines = text.lines();
     let header_ok = lines
         .next()
         .and_then(QuotaLimit::parse_header)
         .is_some_and(|h| h == *limit);
     if !header_ok {
-        return recalc(maildir, limit);
+        return rebuild();
     }
     let (mut bytes, mut count) = (0i64, 0i64);
     for line in lines {
         let mut it = line.split_whitespace();
         let (Some(b), Some(c)) = (it.next(), it.next()) else {
             // A torn append (crash mid-write): rebuild rather than guess.
-            return recalc(maildir, limit);
+            return rebuild();
         };
         let (Ok(b), Ok(c)) = (b.parse::<i64>(), c.parse::<i64>()) else {
-            return recalc(maildir, limit);
+            return rebuild();
         };
         bytes = bytes.saturating_add(b);
         count = count.saturating_add(c);
@@ -176,13 +177,8 @@ fn usage_stamped(maildir: &Path, limit: &QuotaLimit) -> io::Result<(Usage, Optio
         write_file(maildir, limit, u)?;
         return Ok((u, None));
     }
-    let old = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > STALE_WHEN_OVER);
-    if old && limit.would_exceed(u, 0, 0) {
-        return recalc(maildir, limit);
+    if stamp.is_stale() && limit.would_exceed(u, 0, 0) {
+        return rebuild();
     }
     Ok((u, Some(stamp)))
 }
@@ -254,13 +250,8 @@ fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage) -> io::Result<()> {
 
 /// Records a change after a delivery (or removal): one appended line, which
 /// O_APPEND keeps whole against concurrent writers. A missing file is rebuilt
-/// from the Maildir instead (which already holds the new message).
-pub fn record(maildir: &Path, limit: &QuotaLimit, bytes: i64, messages: i64) -> io::Result<()> {
-    append(maildir, limit, bytes, messages).map(|_| ())
-}
-
-/// Appends one change line; returns the file's stamp after the append and the
-/// line's length, or `None` when the file was missing and rebuilt instead.
+/// from the Maildir instead (which already holds the new message). Returns the
+/// file's stamp after the append and the line's length, or `None` when rebuilt.
 fn append(
     maildir: &Path,
     limit: &QuotaLimit,
@@ -370,9 +361,10 @@ impl UsageCache {
         Ok(u)
     }
 
-    /// [`record`], keeping the cached figure when the file grew by exactly
-    /// our line (nobody else wrote in between); otherwise it is forgotten and
-    /// read again at the next check. Our own appends are made one at a time.
+    /// Records a change (one appended line, or a rebuild when the file is
+    /// missing), keeping the cached figure when the file grew by exactly our
+    /// line (nobody else wrote in between); otherwise it is forgotten and read
+    /// again at the next check. Our own appends are made one at a time.
     pub fn record(
         &self,
         maildir: &Path,
@@ -490,8 +482,8 @@ mod tests {
             messages: None,
         };
         usage(&m, &q).unwrap();
-        record(&m, &q, 300, 1).unwrap();
-        record(&m, &q, 200, 1).unwrap();
+        append(&m, &q, 300, 1).unwrap();
+        append(&m, &q, 200, 1).unwrap();
         // As Dovecot appends on expunge:
         let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
         f.write_all(b"-300 -1\n").unwrap();
@@ -527,7 +519,7 @@ mod tests {
         };
         usage(&m, &q).unwrap();
         for _ in 0..2000 {
-            record(&m, &q, 10, 1).unwrap();
+            append(&m, &q, 10, 1).unwrap();
         }
         assert!(fs::metadata(m.join(FILE)).unwrap().len() > MAX_FILE);
         // No message files exist: a rescan would say 0; the lines say 20,000 in 2,000.
