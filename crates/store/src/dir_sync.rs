@@ -33,7 +33,10 @@ impl DirSyncs {
             if dirs.len() >= MAX_DIRS && !dirs.contains_key(dir) {
                 dirs.clear();
             }
-            dirs.entry(dir.to_path_buf()).or_default().clone()
+            match dirs.get(dir) {
+                Some(one) => one.clone(),
+                None => dirs.entry(dir.to_path_buf()).or_default().clone(),
+            }
         };
         one.sync(dir)
     }

@@ -395,7 +395,10 @@ pub fn commit_batch(
                 .filter_map(|p| p.parent().map(Path::to_path_buf))
         })
         .collect();
-    let synced = sync_dirs(&dirs);
+    let synced = match placed_all.first() {
+        Some((_, msg, _)) => sync_dirs(&dirs, &msg.dir_syncs),
+        None => Ok(()),
+    };
     // Phase 5: report, and drop the spool files (their job is done either way).
     for (i, mut msg, placed) in placed_all {
         results[i] = Some(match &synced {
@@ -426,7 +429,8 @@ pub fn commit_batch(
 }
 
 /// Threads a batch's syncs are spread over: concurrent syncs share journal
-/// commits (ext4's jbd2, XFS's log), sequential ones each wait for their own.
+/// commits (ext4's jbd2, XFS's log) or, without a journal, the block layer's
+/// cache flushes; sequential ones each wait for their own.
 const SYNC_THREADS: usize = 8;
 
 /// Runs `sync` for every item, on up to [`SYNC_THREADS`] threads at once;
@@ -472,15 +476,20 @@ fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Resu
     })
 }
 
-/// Makes the entries of `dirs` durable: one fsync per distinct directory, concurrently.
-fn sync_dirs(dirs: &[PathBuf]) -> Result<(), StoreError> {
+/// Makes the entries made in `dirs` durable: one shared fsync round per
+/// distinct directory (see [`crate::dir_sync`]), the directories concurrently.
+fn sync_dirs(dirs: &[PathBuf], syncs: &crate::dir_sync::DirSyncs) -> Result<(), StoreError> {
     let mut distinct: Vec<&PathBuf> = Vec::new();
     for d in dirs {
         if !distinct.contains(&d) {
             distinct.push(d);
         }
     }
-    sync_concurrently(&distinct, |d| fsync_dir(d))
+    sync_concurrently(&distinct, |d| {
+        syncs
+            .sync(d)
+            .map_err(|e| StoreError::io("fsync directory", d, e))
+    })
 }
 
 impl IncomingMessage {
@@ -503,12 +512,13 @@ impl IncomingMessage {
         // deliveries into it that end now): the entries are durable before we
         // report success.
         let placed = self.place_all(&file, rcpts)?;
-        for path in &placed {
-            let Some(dir) = path.parent() else { continue };
-            if let Err(e) = self.dir_syncs.sync(dir) {
-                unplace(&placed);
-                return Err(StoreError::io("fsync directory", dir, e));
-            }
+        let dirs: Vec<PathBuf> = placed
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
+        if let Err(e) = sync_dirs(&dirs, &self.dir_syncs) {
+            unplace(&placed);
+            return Err(e);
         }
         Ok(Delivered {
             paths: placed,
