@@ -387,13 +387,9 @@ pub fn commit_batch(
     }
     drop(files);
     // Phase 4: the new directory entries, durable.
-    let dirs: Vec<PathBuf> = placed_all
+    let dirs: Vec<&Path> = placed_all
         .iter()
-        .flat_map(|(_, _, placed)| {
-            placed
-                .iter()
-                .filter_map(|p| p.parent().map(Path::to_path_buf))
-        })
+        .flat_map(|(_, _, placed)| placed.iter().filter_map(|p| p.parent()))
         .collect();
     let synced = match placed_all.first() {
         Some((_, msg, _)) => sync_dirs(&dirs, &msg.dir_syncs),
@@ -478,10 +474,10 @@ fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Resu
 
 /// Makes the entries made in `dirs` durable: one shared fsync round per
 /// distinct directory (see [`crate::dir_sync`]), the directories concurrently.
-fn sync_dirs(dirs: &[PathBuf], syncs: &crate::dir_sync::DirSyncs) -> Result<(), StoreError> {
-    let mut distinct: Vec<&PathBuf> = Vec::new();
+fn sync_dirs(dirs: &[&Path], syncs: &crate::dir_sync::DirSyncs) -> Result<(), StoreError> {
+    let mut distinct: Vec<&Path> = Vec::new();
     for d in dirs {
-        if !distinct.contains(&d) {
+        if !distinct.contains(d) {
             distinct.push(d);
         }
     }
@@ -512,10 +508,7 @@ impl IncomingMessage {
         // deliveries into it that end now): the entries are durable before we
         // report success.
         let placed = self.place_all(&file, rcpts)?;
-        let dirs: Vec<PathBuf> = placed
-            .iter()
-            .filter_map(|p| p.parent().map(Path::to_path_buf))
-            .collect();
+        let dirs: Vec<&Path> = placed.iter().filter_map(|p| p.parent()).collect();
         if let Err(e) = sync_dirs(&dirs, &self.dir_syncs) {
             unplace(&placed);
             return Err(e);
