@@ -228,3 +228,59 @@ fn json_log_has_one_object_per_line() {
         "the delivery's queue id {queue_id} is in no log line:\n{log}"
     );
 }
+
+#[test]
+fn info_log_has_each_refusal_and_one_delivered_line_per_message() {
+    let dir = TestDir::new(&Config::default());
+    let mut server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    smtp.expect("MAIL FROM:<lena@client.test>", 250);
+    smtp.expect("RCPT TO:<someone@remote.test>", 554);
+    smtp.expect("RCPT TO:<kate@example.test>", 250);
+    smtp.expect("RCPT TO:<Max@other.test>", 250);
+    smtp.expect("DATA", 354);
+    smtp.send(&common::dot_stuff(&sample_message(
+        "info-log",
+        "kate@example.test",
+    )))
+    .expect("send the message");
+    let reply = smtp.read_reply().expect("reply at the end of data");
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    let queue_id = reply.text().rsplit(' ').next().unwrap_or("").to_string();
+    smtp.expect("QUIT", 221);
+    server.signal("TERM");
+    server.wait_exit(EXIT_TIMEOUT).expect("server exits");
+
+    let log = dir.log();
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    // The refusal, with its reply.
+    assert_eq!(lines("reply 554 5.7.1"), 1, "{log}");
+    // The accepted message: one line naming it, its sender and recipients.
+    let delivered: Vec<&str> = log.lines().filter(|l| l.contains(" delivered ")).collect();
+    assert_eq!(delivered.len(), 1, "{log}");
+    for part in [
+        format!("queue_id={queue_id}"),
+        "from=<lena@client.test>".to_string(),
+        "to=kate@example.test,max@other.test".to_string(),
+        "rcpts=2".to_string(),
+    ] {
+        assert!(
+            delivered[0].contains(&part),
+            "{part} not in {}",
+            delivered[0]
+        );
+    }
+    // Its positive replies are debug events, not info lines.
+    for positive in [
+        "reply 250 2.1.0",
+        "reply 250 2.1.5",
+        "reply 354",
+        "reply 250 2.0.0",
+    ] {
+        assert_eq!(lines(positive), 0, "{positive} logged at info:\n{log}");
+    }
+    // Replies outside a transaction still are.
+    assert_eq!(lines("command=\"EHLO\""), 1, "{log}");
+    assert_eq!(lines("reply 221"), 1, "{log}");
+}

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use pillarbox_codes::{Reply, Row};
+use pillarbox_codes::{Reply, ReplyClass, Row};
 use pillarbox_proto::sasl::Mechanism;
 use pillarbox_proto::session::AuthPolicy;
 use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
@@ -333,20 +333,24 @@ impl Driver {
 
     fn send(&mut self, r: Reply) {
         let first = r.lines.first().map(String::as_str).unwrap_or("");
-        match r.enhanced {
-            Some(e) => tracing::info!(
-                command = self.session.last_command(),
-                "reply {} {} {}",
-                r.code,
-                e,
-                first
-            ),
-            None => tracing::info!(
-                command = self.session.last_command(),
-                "reply {} {}",
-                r.code,
-                first
-            ),
+        let command = self.session.last_command();
+        macro_rules! reply_event {
+            ($level:ident) => {
+                match r.enhanced {
+                    Some(e) => tracing::$level!(command, "reply {} {} {}", r.code, e, first),
+                    None => tracing::$level!(command, "reply {} {}", r.code, first),
+                }
+            };
+        }
+        // The positive replies of a mail transaction (MAIL, RCPT, 354, the 250
+        // after the data) are summed up by its one `delivered` line, which names
+        // the sender, the recipients and the queue id: they are debug events.
+        // Every other reply, each refusal and deferral among them, is an info
+        // event.
+        if in_transaction_and_positive(command, &r) {
+            reply_event!(debug)
+        } else {
+            reply_event!(info)
         }
         r.write_to(&mut self.out);
     }
@@ -627,7 +631,12 @@ impl Driver {
                 // One file, however many recipients (hard links).
                 sh.disk.consumed(done.stored_size);
                 self.delivered += 1;
-                tracing::info!(queue_id = %self.queue_id, from = %from, rcpts = n, size, stored = done.stored_size, "delivered");
+                let to = boxes
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                tracing::info!(queue_id = %self.queue_id, from = %from, to = %to, rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {
@@ -721,4 +730,13 @@ fn session_nonce() -> String {
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}.{}.", auth::now())
+}
+
+/// A positive reply (2yz, 3yz) to a command of a mail transaction.
+fn in_transaction_and_positive(command: &str, r: &Reply) -> bool {
+    matches!(command, "MAIL" | "RCPT" | "DATA" | "BDAT")
+        && matches!(
+            r.class(),
+            ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate
+        )
 }
