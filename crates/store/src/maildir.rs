@@ -8,9 +8,11 @@
 //!    `<data_dir>/spool` (`O_TMPFILE`) where the filesystem supports it, else
 //!    `<data_dir>/spool/<queue_id>`; [`IncomingMessage::write`] appends the body,
 //!    turning CRLF into LF.
-//! 2. [`IncomingMessage::commit`] fdatasyncs the spool file, hard-links it into every
-//!    recipient's `new/` (one write, however many recipients), fsyncs each `new/`
-//!    directory, and only then drops the spool file (closes it, or unlinks its name).
+//! 2. [`IncomingMessage::commit`] fdatasyncs the spool file (its bytes reach the disk
+//!    before any name does), hard-links it into every recipient's `new/` (one write,
+//!    however many recipients), fsyncs the file again (its new link count) and each
+//!    `new/` directory, and only then drops the spool file (closes it, or unlinks its
+//!    name).
 //!
 //! A crash at any point leaves either a complete message in `new/` or nothing a
 //! reader can see: an unnamed spool file vanishes with the process, a named one is
@@ -267,11 +269,12 @@ impl IncomingMessage {
 
     /// Delivers the message durably to every recipient, then removes the spool file.
     ///
-    /// Flushes and fsyncs the spool file; then for each recipient creates its Maildir
-    /// (`cur`, `new`, `tmp`, fsyncing the parent of each created directory) when
-    /// missing, hard-links the spool file into `new/` under a unique Maildir name, or,
-    /// when the Maildir is on another filesystem, copies it into `tmp/`, fsyncs it and
-    /// renames it into `new/`; and fsyncs `new/`. Duplicate recipients get one copy.
+    /// Flushes and fdatasyncs the spool file; then for each recipient creates its
+    /// Maildir (`cur`, `new`, `tmp`, fsyncing each created directory and its parent)
+    /// when missing, hard-links the spool file into `new/` under a unique Maildir name,
+    /// or, when the Maildir is on another filesystem, copies it into `tmp/`, fsyncs it
+    /// and renames it into `new/`; then fsyncs the spool file (its link count) and
+    /// each `new/`. Duplicate recipients get one copy.
     ///
     /// All or nothing: if any recipient fails, the files already placed in other
     /// `new/` directories are removed again and the error is returned, so the client's
@@ -379,22 +382,32 @@ pub fn commit_batch(
     // open descriptor, so the files stay open until then).
     let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
         Vec::with_capacity(msgs.len());
+    let mut linked: Vec<&File> = Vec::with_capacity(msgs.len());
     for ((i, msg, rcpts), file) in msgs.into_iter().zip(&files) {
         match msg.place_all(file, &rcpts) {
-            Ok(placed) => placed_all.push((i, msg, placed)),
+            Ok(placed) => {
+                placed_all.push((i, msg, placed));
+                linked.push(file);
+            }
             Err(e) => results[i] = Some(Err(e)),
         }
     }
-    drop(files);
-    // Phase 4: the new directory entries, durable.
+    // Phase 4: the link counts and the new directory entries, durable.
     let dirs: Vec<&Path> = placed_all
         .iter()
         .flat_map(|(_, _, placed)| placed.iter().filter_map(|p| p.parent()))
         .collect();
+    let links: Vec<(&File, &Path)> = linked
+        .iter()
+        .zip(&placed_all)
+        .map(|(f, (_, msg, _))| (*f, msg.spool.as_path()))
+        .collect();
     let synced = match placed_all.first() {
-        Some((_, msg, _)) => sync_dirs(&dirs, &msg.dir_syncs),
+        Some((_, msg, _)) => sync_links(&links).and_then(|()| sync_dirs(&dirs, &msg.dir_syncs)),
         None => Ok(()),
     };
+    drop(links);
+    drop(files);
     // Phase 5: report, and drop the spool files (their job is done either way).
     for (i, mut msg, placed) in placed_all {
         results[i] = Some(match &synced {
@@ -472,6 +485,20 @@ fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Resu
     })
 }
 
+/// Makes the link counts of spool files just linked into `new/` durable:
+/// fsync, not fdatasync, since a link count is metadata fdatasync may leave in
+/// memory. On a filesystem that commits a link and the count together (a
+/// journal) it finds little to do; without a journal the count is written by
+/// nothing else, and an unnamed spool file was made durable with a count of 0,
+/// which `e2fsck` after a crash takes for a deleted file, clearing the `new/`
+/// entry that points at it (crates/pillarbox/tests/e2e_power_loss.rs).
+fn sync_links(files: &[(&File, &Path)]) -> Result<(), StoreError> {
+    sync_concurrently(files, |(f, p)| {
+        f.sync_all()
+            .map_err(|e| StoreError::io("fsync message file", p, e))
+    })
+}
+
 /// Makes the entries made in `dirs` durable: one shared fsync round per
 /// distinct directory (see [`crate::dir_sync`]), the directories concurrently.
 fn sync_dirs(dirs: &[&Path], syncs: &crate::dir_sync::DirSyncs) -> Result<(), StoreError> {
@@ -509,7 +536,9 @@ impl IncomingMessage {
         // report success.
         let placed = self.place_all(&file, rcpts)?;
         let dirs: Vec<&Path> = placed.iter().filter_map(|p| p.parent()).collect();
-        if let Err(e) = sync_dirs(&dirs, &self.dir_syncs) {
+        let synced =
+            sync_links(&[(&file, &self.spool)]).and_then(|()| sync_dirs(&dirs, &self.dir_syncs));
+        if let Err(e) = synced {
             unplace(&placed);
             return Err(e);
         }
@@ -810,7 +839,10 @@ fn ensure_dir(path: &Path) -> Result<(), StoreError> {
     };
     ensure_dir(parent)?;
     match DirBuilder::new().mode(DIR_MODE).create(path) {
-        Ok(()) => fsync_dir(parent),
+        // The new directory itself (its `.` and `..`, its inode), then the
+        // entry naming it: without a journal, fsync of the parent alone leaves
+        // a directory that `e2fsck` after a crash finds corrupt or deleted.
+        Ok(()) => fsync_dir(path).and_then(|()| fsync_dir(parent)),
         // Another session created it between our stat and mkdir.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         Err(e) => Err(StoreError::io("create directory", path, e)),
