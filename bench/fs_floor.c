@@ -6,6 +6,8 @@
  *   tmpfile3 tmpfile2 plus an fsync of the file after the link, so the inode's
  *            link count is on disk too (without a journal, e2fsck treats an
  *            inode whose on-disk count is 0 as deleted and clears its entry)
+ *   anchor   O_TMPFILE, write, link into spool/, fsync (data and a count of 1
+ *            at once), link into new/, fsync new/, unlink the spool name
  *   v2       classic Maildir: create in tmp/, write, fsync, rename into new/, fsync new/
  *   nosync   tmp/ + rename, no fsync at all
  *   syncfs2  group commit by syncfs(2): O_TMPFILE, write, wait for a shared
@@ -84,6 +86,14 @@ static void *worker(void *arg){
       snprintf(pp,sizeof pp,"/proc/self/fd/%d",fd); snprintf(q,sizeof q,"%s/md/new/%d",base,k);
       if(linkat(AT_FDCWD,pp,AT_FDCWD,q,AT_SYMLINK_FOLLOW)) perror("linkat");
       fsync(fd); fsync(newfd); close(fd);
+    } else if(!strcmp(variant,"anchor")){ /* O_TMPFILE, write, linkat into spool/, fsync file, linkat into new/, fsync dir, unlink spool name */
+      int fd=open(td,O_WRONLY|O_TMPFILE,0600); write(fd,data,4096);
+      snprintf(pp,sizeof pp,"/proc/self/fd/%d",fd); snprintf(p,sizeof p,"%s/spool/%d",base,k);
+      if(linkat(AT_FDCWD,pp,AT_FDCWD,p,AT_SYMLINK_FOLLOW)) perror("linkat spool");
+      fsync(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k);
+      if(linkat(AT_FDCWD,pp,AT_FDCWD,q,AT_SYMLINK_FOLLOW)) perror("linkat");
+      fsync(newfd); close(fd); unlink(p);
     } else if(!strcmp(variant,"v2")){
       snprintf(p,sizeof p,"%s/md/tmp/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fsync(fd); close(fd);
@@ -103,7 +113,7 @@ static void *worker(void *arg){
   close(newfd); return 0;
 }
 int main(int argc,char**argv){
-  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
+  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
   snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
   long w0,f0,w1,f1; stat_io(&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
   pthread_t th[256]; for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
