@@ -372,7 +372,11 @@ pub fn commit_batch(
         }
     }
     // Phase 2: the data of every spool file, durable.
-    if let Err(e) = sync_files(&files, msgs.iter().map(|(_, m, _)| m.spool.as_path())) {
+    let written: Vec<(&File, &Path)> = files
+        .iter()
+        .zip(msgs.iter().map(|(_, m, _)| m.spool.as_path()))
+        .collect();
+    if let Err(e) = sync_spool_files(&written, Durable::Data) {
         for (i, _, _) in &msgs {
             results[*i] = Some(Err(e.clone_for_batch()));
         }
@@ -403,7 +407,8 @@ pub fn commit_batch(
         .map(|(f, (_, msg, _))| (*f, msg.spool.as_path()))
         .collect();
     let synced = match placed_all.first() {
-        Some((_, msg, _)) => sync_links(&links).and_then(|()| sync_dirs(&dirs, &msg.dir_syncs)),
+        Some((_, msg, _)) => sync_spool_files(&links, Durable::LinkCount)
+            .and_then(|()| sync_dirs(&dirs, &msg.dir_syncs)),
         None => Ok(()),
     };
     drop(links);
@@ -474,28 +479,32 @@ fn sync_concurrently<T: Sync>(
     })
 }
 
-/// Makes the data of `files` durable: fdatasync each, concurrently, after the
-/// whole batch was written (no syncfs(2): that would flush other processes'
-/// data on the filesystem too).
-fn sync_files<'a>(files: &[File], paths: impl Iterator<Item = &'a Path>) -> Result<(), StoreError> {
-    let items: Vec<(&File, &Path)> = files.iter().zip(paths).collect();
-    sync_concurrently(&items, |(f, p)| {
-        f.sync_data()
-            .map_err(|e| StoreError::io("fsync spool file", p, e))
-    })
+/// What an fsync of spool files must make durable.
+#[derive(Clone, Copy)]
+enum Durable {
+    /// The bytes and what it takes to read them back (size, blocks): before
+    /// any name is linked, so no name reaches the disk ahead of its data.
+    Data,
+    /// Everything, the link count included, after the links into `new/`:
+    /// fdatasync may leave a count in memory. With a journal the link and the
+    /// count commit together and this finds little to do; without one nothing
+    /// else writes the count, and an unnamed spool file was made durable with a
+    /// count of 0, which `e2fsck` after a crash takes for a deleted file,
+    /// clearing the `new/` entry that points at it
+    /// (crates/pillarbox/tests/e2e_power_loss.rs).
+    LinkCount,
 }
 
-/// Makes the link counts of spool files just linked into `new/` durable:
-/// fsync, not fdatasync, since a link count is metadata fdatasync may leave in
-/// memory. On a filesystem that commits a link and the count together (a
-/// journal) it finds little to do; without a journal the count is written by
-/// nothing else, and an unnamed spool file was made durable with a count of 0,
-/// which `e2fsck` after a crash takes for a deleted file, clearing the `new/`
-/// entry that points at it (crates/pillarbox/tests/e2e_power_loss.rs).
-fn sync_links(files: &[(&File, &Path)]) -> Result<(), StoreError> {
+/// Syncs each of `files` as `what` asks, concurrently (a batch's files after
+/// the whole batch was written; no syncfs(2): that would flush other
+/// processes' data on the filesystem too).
+fn sync_spool_files(files: &[(&File, &Path)], what: Durable) -> Result<(), StoreError> {
     sync_concurrently(files, |(f, p)| {
-        f.sync_all()
-            .map_err(|e| StoreError::io("fsync message file", p, e))
+        match what {
+            Durable::Data => f.sync_data(),
+            Durable::LinkCount => f.sync_all(),
+        }
+        .map_err(|e| StoreError::io("fsync spool file", p, e))
     })
 }
 
@@ -526,18 +535,16 @@ impl IncomingMessage {
         let file = out
             .into_inner()
             .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))?;
-        // The data and what it takes to read it back (size, blocks); the link
-        // into new/ is made durable by the fsync of new/.
-        file.sync_data()
-            .map_err(|e| StoreError::io("fsync spool file", &self.spool, e))?;
+        let spool = [(&file, self.spool.as_path())];
+        sync_spool_files(&spool, Durable::Data)?;
 
-        // Link into every new/ first, then sync each new/ (shared with the other
-        // deliveries into it that end now): the entries are durable before we
-        // report success.
+        // Link into every new/ first, then sync the file's link count and each
+        // new/ (shared with the other deliveries into it that end now): the
+        // entries are durable before we report success.
         let placed = self.place_all(&file, rcpts)?;
         let dirs: Vec<&Path> = placed.iter().filter_map(|p| p.parent()).collect();
-        let synced =
-            sync_links(&[(&file, &self.spool)]).and_then(|()| sync_dirs(&dirs, &self.dir_syncs));
+        let synced = sync_spool_files(&spool, Durable::LinkCount)
+            .and_then(|()| sync_dirs(&dirs, &self.dir_syncs));
         if let Err(e) = synced {
             unplace(&placed);
             return Err(e);
