@@ -28,6 +28,14 @@ impl DirSyncs {
     /// Makes every entry created in `dir` before this call durable: returns
     /// once an fsync of `dir` that started after the call has finished.
     pub fn sync(&self, dir: &Path) -> io::Result<()> {
+        self.ticket(dir).wait()
+    }
+
+    /// Takes a place in `dir`'s rounds for the entries created in it so far,
+    /// without waiting: [`Ticket::wait`] later returns once an fsync of `dir`
+    /// that started after this call has finished. Other work done in between
+    /// (the fsync of the linked file) overlaps with the rounds of others.
+    pub fn ticket<'a>(&self, dir: &'a Path) -> Ticket<'a> {
         let one = {
             let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
             if dirs.len() >= MAX_DIRS && !dirs.contains_key(dir) {
@@ -38,7 +46,30 @@ impl DirSyncs {
                 None => dirs.entry(dir.to_path_buf()).or_default().clone(),
             }
         };
-        one.sync(dir)
+        let needed = one.rounds().started + 1;
+        Ticket { one, dir, needed }
+    }
+}
+
+/// A place in one directory's sync rounds (see [`DirSyncs::ticket`]).
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    one: Arc<DirSync>,
+    dir: &'a Path,
+    /// The first round that surely started after the ticket was taken.
+    needed: u64,
+}
+
+impl Ticket<'_> {
+    /// The directory the ticket is for.
+    pub fn dir(&self) -> &Path {
+        self.dir
+    }
+
+    /// Returns once round `needed` or a later one has finished (running one
+    /// when none is running), with that round's error if it failed.
+    pub fn wait(&self) -> io::Result<()> {
+        self.one.wait_for(self.dir, self.needed)
     }
 }
 
@@ -65,11 +96,11 @@ impl DirSync {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn sync(&self, dir: &Path) -> io::Result<()> {
+    /// Waits for round `needed` (one started after the caller's entries were
+    /// made: a round already running when the ticket was taken may have started
+    /// before them, so only the next one surely covers them).
+    fn wait_for(&self, dir: &Path, needed: u64) -> io::Result<()> {
         let mut st = self.rounds();
-        // A round already running may have started before our entry was made:
-        // only the next one surely covers it.
-        let needed = st.started + 1;
         loop {
             if st.finished >= needed {
                 return match &st.failed {
@@ -144,6 +175,42 @@ mod tests {
         assert!(!st.running);
         // Never more rounds than calls; fewer whenever callers overlapped.
         assert!(st.started <= 320, "{}", st.started);
+    }
+
+    #[test]
+    fn a_round_started_after_the_ticket_serves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        let ticket = syncs.ticket(dir.path());
+        // Another delivery's round, started after the ticket was taken.
+        syncs.sync(dir.path()).unwrap();
+        ticket.wait().unwrap();
+        let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
+        assert_eq!(one.rounds().started, 1, "the ticket ran a round of its own");
+    }
+
+    #[test]
+    fn a_ticket_taken_during_a_round_waits_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        let first = syncs.ticket(dir.path());
+        let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
+        // Round 1 is running (it may have started before the next entry).
+        {
+            let mut st = one.rounds();
+            st.started = 1;
+            st.running = true;
+        }
+        let second = syncs.ticket(dir.path());
+        {
+            let mut st = one.rounds();
+            st.finished = 1;
+            st.running = false;
+        }
+        first.wait().unwrap();
+        assert_eq!(one.rounds().started, 1, "round 1 serves the first ticket");
+        second.wait().unwrap();
+        assert_eq!(one.rounds().started, 2, "the second ticket needs round 2");
     }
 
     #[test]

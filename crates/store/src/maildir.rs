@@ -407,8 +407,10 @@ pub fn commit_batch(
         .map(|(f, (_, msg, _))| (*f, msg.spool.as_path()))
         .collect();
     let synced = match placed_all.first() {
-        Some((_, msg, _)) => sync_spool_files(&links, Durable::LinkCount)
-            .and_then(|()| sync_dirs(&dirs, &msg.dir_syncs)),
+        Some((_, msg, _)) => {
+            let tickets = dir_tickets(&dirs, &msg.dir_syncs);
+            sync_spool_files(&links, Durable::LinkCount).and_then(|()| sync_dirs(&tickets))
+        }
         None => Ok(()),
     };
     drop(links);
@@ -508,19 +510,29 @@ fn sync_spool_files(files: &[(&File, &Path)], what: Durable) -> Result<(), Store
     })
 }
 
-/// Makes the entries made in `dirs` durable: one shared fsync round per
-/// distinct directory (see [`crate::dir_sync`]), the directories concurrently.
-fn sync_dirs(dirs: &[&Path], syncs: &crate::dir_sync::DirSyncs) -> Result<(), StoreError> {
+/// Places in the shared fsync rounds of each distinct directory of `dirs`
+/// (see [`crate::dir_sync`]), for the entries made in them so far. Taken
+/// right after the links, so the fsync of the linked file that comes next
+/// overlaps with rounds that other deliveries run meanwhile.
+fn dir_tickets<'a>(
+    dirs: &[&'a Path],
+    syncs: &crate::dir_sync::DirSyncs,
+) -> Vec<crate::dir_sync::Ticket<'a>> {
     let mut distinct: Vec<&Path> = Vec::new();
     for d in dirs {
         if !distinct.contains(d) {
             distinct.push(d);
         }
     }
-    sync_concurrently(&distinct, |d| {
-        syncs
-            .sync(d)
-            .map_err(|e| StoreError::io("fsync directory", d, e))
+    distinct.into_iter().map(|d| syncs.ticket(d)).collect()
+}
+
+/// Makes the entries the tickets stand for durable: waits for (or runs) each
+/// directory's round, the directories concurrently.
+fn sync_dirs(tickets: &[crate::dir_sync::Ticket<'_>]) -> Result<(), StoreError> {
+    sync_concurrently(tickets, |t| {
+        t.wait()
+            .map_err(|e| StoreError::io("fsync directory", t.dir(), e))
     })
 }
 
@@ -543,8 +555,9 @@ impl IncomingMessage {
         // entries are durable before we report success.
         let placed = self.place_all(&file, rcpts)?;
         let dirs: Vec<&Path> = placed.iter().filter_map(|p| p.parent()).collect();
-        let synced = sync_spool_files(&spool, Durable::LinkCount)
-            .and_then(|()| sync_dirs(&dirs, &self.dir_syncs));
+        let tickets = dir_tickets(&dirs, &self.dir_syncs);
+        let synced =
+            sync_spool_files(&spool, Durable::LinkCount).and_then(|()| sync_dirs(&tickets));
         if let Err(e) = synced {
             unplace(&placed);
             return Err(e);
