@@ -6,7 +6,10 @@
 //! fsync of a directory runs, every delivery that linked in the meantime waits
 //! for the next one, which a single thread then runs for all of them. Under
 //! load the directory is synced once per round instead of once per message;
-//! with one delivery at a time nothing changes (no wait, one fsync each).
+//! with one delivery at a time nothing changes (no wait, one fsync each). A
+//! delivery takes its place ([`DirSyncs::ticket`]) right after its link and
+//! waits later, so a round another delivery starts while this one is still
+//! syncing its file serves both.
 
 use std::collections::HashMap;
 use std::fs::File;
