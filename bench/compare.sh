@@ -396,9 +396,20 @@ idle_run() {
 }
 
 machine() {
-    local mem disk
+    local mem disk dev fstype
     mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-    disk=$(df -T "$WORK" | awk 'NR == 2 {print $1 " (" $2 ")"}')
+    read -r dev fstype < <(df -T "$WORK" | awk 'NR == 2 {print $1, $2}')
+    disk="$dev ($fstype)"
+    # ext2/3/4: with or without a journal decides what an fsync costs
+    # (a mounted ext3/4 journal shows as /proc/fs/jbd2/<device>-<inode>).
+    case "$fstype" in
+        ext2|ext3|ext4)
+            if compgen -G "/proc/fs/jbd2/$(basename "$dev")-*" >/dev/null; then
+                disk="$dev ($fstype, with a journal)"
+            else
+                disk="$dev ($fstype, without a journal)"
+            fi ;;
+    esac
     printf -- '- CPU: %s cores (%s)\n' "$(nproc)" \
         "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     printf -- '- memory: %s\n' "$mem"
@@ -457,7 +468,11 @@ main() {
         printf 'Pillarbox commit %s (%s). Load: `pillarbox bench --sessions %s --messages %s --duration %s --size %s %s`, ' \
             "$commit" "$PILLARBOX_BIN" "$SESSIONS" "$MESSAGES" "$DURATION" "$SIZE" "$BENCH_FLAGS"
         printf '%s rounds, servers alternating, each run on a freshly started server.\n' "$ROUNDS"
-        printf 'Idle: %s connections (Postfix %s) held %s s after EHLO.\n\n' "$IDLE" "$IDLE_POSTFIX" "$HOLD"
+        if [ "$IDLE" -gt 0 ]; then
+            printf 'Idle: %s connections (Postfix %s) held %s s after EHLO.\n\n' "$IDLE" "$IDLE_POSTFIX" "$HOLD"
+        else
+            printf 'Idle: not measured (IDLE=0).\n\n'
+        fi
         machine
         printf '\nPeers: Postfix %s, aiosmtpd %s, smtp-server %s, Haraka %s, Node %s, Python %s.\n\n' \
             "$(postconf -d -h mail_version 2>/dev/null)" "$AIOSMTPD_VERSION" "$SMTP_SERVER_VERSION" \
