@@ -208,11 +208,8 @@ fn json_log_has_one_object_per_line() {
     let reply = smtp
         .send_mail("json@client.test", &["kate@example.test"], &msg)
         .expect("deliver");
-    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
-    let queue_id = reply.text().rsplit(' ').next().unwrap_or("").to_string();
-    smtp.expect("QUIT", 221);
-    server.signal("TERM");
-    server.wait_exit(EXIT_TIMEOUT).expect("server exits");
+    let queue_id = queued_as(&reply);
+    quit_and_stop(&mut smtp, &mut server);
 
     let log = dir.log();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -246,11 +243,8 @@ fn info_log_has_each_refusal_and_one_delivered_line_per_message() {
     )))
     .expect("send the message");
     let reply = smtp.read_reply().expect("reply at the end of data");
-    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
-    let queue_id = reply.text().rsplit(' ').next().unwrap_or("").to_string();
-    smtp.expect("QUIT", 221);
-    server.signal("TERM");
-    server.wait_exit(EXIT_TIMEOUT).expect("server exits");
+    let queue_id = queued_as(&reply);
+    quit_and_stop(&mut smtp, &mut server);
 
     let log = dir.log();
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
@@ -283,4 +277,17 @@ fn info_log_has_each_refusal_and_one_delivered_line_per_message() {
     // Replies outside a transaction still are.
     assert_eq!(lines("command=\"EHLO\""), 1, "{log}");
     assert_eq!(lines("reply 221"), 1, "{log}");
+}
+
+/// The queue id of a `250 2.0.0 ok: queued as <id>` reply.
+fn queued_as(reply: &common::Reply) -> String {
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    reply.text().rsplit(' ').next().unwrap_or("").to_string()
+}
+
+/// QUIT, then SIGTERM, and the server's exit: its log is complete after this.
+fn quit_and_stop(smtp: &mut Smtp, server: &mut common::Server) {
+    smtp.expect("QUIT", 221);
+    server.signal("TERM");
+    server.wait_exit(EXIT_TIMEOUT).expect("server exits");
 }
