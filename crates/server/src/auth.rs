@@ -39,27 +39,34 @@ fn lookup(shared: &Shared, authcid: &str) -> Option<UserEntry> {
 }
 
 /// AUTH PLAIN/LOGIN: verify the password. Slow schemes (Argon2, bcrypt) run
-/// off the async threads. An unknown user or one without a password gets the
-/// same 535 as a wrong password.
+/// off the async threads. An unknown user or one without a usable password
+/// gets the same 535 as a wrong password, after as long: the password is
+/// checked against a decoy hashed at the default cost.
 pub async fn check_password(shared: &Shared, authcid: &str, password: String) -> Answer {
     if !shared.users.healthy() {
         return Answer::Refuse(Row::AuthTemporary.reply());
     }
-    let Some(entry) = lookup(shared, authcid) else {
-        return Answer::Invalid;
-    };
-    let stored = match entry.stored_password() {
-        Ok(s) => s,
-        Err(PasswordError::NoPassword) => return Answer::Invalid,
-        Err(e) => {
+    let stored = match lookup(shared, authcid).map(|e| e.stored_password()) {
+        Some(Ok(s)) => Some(s),
+        None | Some(Err(PasswordError::NoPassword)) => None,
+        Some(Err(e)) => {
             tracing::warn!(user = %authcid, error = %e, "stored password unusable");
-            return Answer::Invalid;
+            None
         }
     };
-    if stored.scheme() == Scheme::Plain {
+    if stored.as_ref().is_some_and(|s| s.scheme() == Scheme::Plain) {
         tracing::warn!(user = %authcid, "password stored as {{PLAIN}}; rehash it with `pillarbox users passwd`");
     }
-    match tokio::task::spawn_blocking(move || stored.verify(&password)).await {
+    let verify = move || match stored {
+        Some(s) => s.verify(&password),
+        None => {
+            if let Some(decoy) = pillarbox_store::password::decoy() {
+                decoy.verify(&password);
+            }
+            false
+        }
+    };
+    match tokio::task::spawn_blocking(verify).await {
         Ok(true) => Answer::Accept,
         Ok(false) => Answer::Invalid,
         Err(_) => Answer::Refuse(Row::AuthTemporary.reply()),

@@ -380,6 +380,23 @@ fn crypt_prefix(data: &str) -> Option<Scheme> {
     Some(scheme)
 }
 
+/// A stored password no one can log in with, hashed as `users add` hashes
+/// (Argon2id at the default cost), made once per process on first use.
+/// Checking a login against it takes as long as checking a real user's, so an
+/// unknown user, or one without a password, is not told apart by how long the
+/// `535` takes. `None` only if the system's random source failed.
+pub fn decoy() -> Option<&'static StoredPassword> {
+    static DECOY: std::sync::OnceLock<Option<StoredPassword>> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            let mut secret = [0u8; 32];
+            random(&mut secret).ok()?;
+            let field = hash(Scheme::Argon2id, &B64.encode(secret)).ok()?;
+            StoredPassword::parse(&field).ok()
+        })
+        .as_ref()
+}
+
 fn random(buf: &mut [u8]) -> Result<(), PasswordError> {
     getrandom::getrandom(buf).map_err(|e| PasswordError::Random(e.to_string()))
 }
@@ -909,5 +926,24 @@ mod tests {
         let text = format!("{stored:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("Plain"), "{text}");
+    }
+
+    #[test]
+    fn the_decoy_costs_what_a_new_hash_costs_and_admits_no_one() {
+        let decoy = decoy().expect("a decoy");
+        let Stored::Argon2id(phc) = &decoy.stored else {
+            panic!("the decoy is {:?}, not Argon2id", decoy.scheme());
+        };
+        let fresh = hash(Scheme::Argon2id, "x").unwrap();
+        let cost = |phc: &str| phc.split('$').nth(3).map(str::to_string);
+        assert_eq!(
+            cost(phc),
+            cost(fresh.trim_start_matches("{ARGON2ID}")),
+            "the decoy's cost differs from a new hash's"
+        );
+        assert!(cost(phc).is_some_and(|c| c == "m=65536,t=3,p=1"), "{phc}");
+        for guess in ["", "password", "x"] {
+            assert!(!decoy.verify(guess));
+        }
     }
 }
