@@ -706,6 +706,15 @@ async fn send<S: AsyncWrite + Unpin + ?Sized>(
 
 // -------------------------------------------------------------- sessions
 
+/// A count or sample map as a JSON object keyed by the code or kind.
+fn json_map<K: ToString, V: Clone + Into<serde_json::Value>>(
+    m: &BTreeMap<K, V>,
+) -> serde_json::Map<String, serde_json::Value> {
+    m.iter()
+        .map(|(k, v)| (k.to_string(), v.clone().into()))
+        .collect()
+}
+
 /// What one session (or the idle opener) counted; merged at the end.
 #[derive(Default)]
 struct Stats {
@@ -733,6 +742,32 @@ impl Stats {
     fn error(&mut self, f: Failure) {
         *self.errors.entry(f.kind).or_insert(0) += 1;
         self.error_samples.entry(f.kind).or_insert(f.detail);
+    }
+
+    /// The `non-2xx` lines of the report: each code, its count and a sample.
+    fn write_replies(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        for (code, n) in &self.replies {
+            let sample = self
+                .reply_samples
+                .get(code)
+                .map(String::as_str)
+                .unwrap_or("");
+            let _ = writeln!(out, "  non-2xx      {code}: {n}  (e.g. {sample:?})");
+        }
+    }
+
+    /// The `errors` lines of the report: each kind, its count and a sample.
+    fn write_errors(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        for (kind, n) in &self.errors {
+            let sample = self
+                .error_samples
+                .get(kind)
+                .map(String::as_str)
+                .unwrap_or("");
+            let _ = writeln!(out, "  errors       {kind}: {n}  (e.g. {sample})");
+        }
     }
 
     fn merge(&mut self, o: Stats) {
@@ -1304,11 +1339,6 @@ impl LoadReport<'_> {
         let latency = self.latencies().map(|[p50, p90, p99, max, mean]| {
             serde_json::json!({"p50": p50, "p90": p90, "p99": p99, "max": max, "mean": mean})
         });
-        let codes = |m: &BTreeMap<u16, u64>| -> serde_json::Map<String, serde_json::Value> {
-            m.iter()
-                .map(|(k, v)| (k.to_string(), (*v).into()))
-                .collect()
-        };
         let server = self.server_figures().map(|(cpu, per_1000, after)| {
             serde_json::json!({
                 "pids": after.pids,
@@ -1343,10 +1373,10 @@ impl LoadReport<'_> {
             "bytes": s.bytes,
             "bytes_per_s": bps,
             "latency_ms": latency,
-            "replies": codes(&s.replies),
-            "reply_samples": s.reply_samples.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
-            "errors": s.errors.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
-            "error_samples": s.error_samples.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+            "replies": json_map(&s.replies),
+            "reply_samples": json_map(&s.reply_samples),
+            "errors": json_map(&s.errors),
+            "error_samples": json_map(&s.error_samples),
             "client": {"cpu_s": self.client_cpu, "rss_kib": self_rss_kib()},
             "server": server,
         })
@@ -1433,14 +1463,8 @@ impl LoadReport<'_> {
         if s.replies.is_empty() {
             let _ = writeln!(out, "  non-2xx      none");
         }
-        for (code, n) in &s.replies {
-            let sample = s.reply_samples.get(code).map(String::as_str).unwrap_or("");
-            let _ = writeln!(out, "  non-2xx      {code}: {n}  (e.g. {sample:?})");
-        }
-        for (kind, n) in &s.errors {
-            let sample = s.error_samples.get(kind).map(String::as_str).unwrap_or("");
-            let _ = writeln!(out, "  errors       {kind}: {n}  (e.g. {sample})");
-        }
+        s.write_replies(&mut out);
+        s.write_errors(&mut out);
         let _ = writeln!(
             out,
             "  connections  {} opened, {} failed",
@@ -1546,9 +1570,9 @@ async fn idle(ctx: Arc<Ctx>, args: &BenchArgs, n: u32) -> u8 {
             "requested": n,
             "opened": opened,
             "failed": total.open_failed,
-            "errors": total.errors.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
-            "error_samples": total.error_samples.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
-            "replies": total.replies.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+            "errors": json_map(&total.errors),
+            "error_samples": json_map(&total.error_samples),
+            "replies": json_map(&total.replies),
             "open_s": open_s,
             "hold_s": args.hold.as_secs_f64(),
             "server": server.as_ref().map(|(b, h)| serde_json::json!({
@@ -1576,22 +1600,10 @@ async fn idle(ctx: Arc<Ctx>, args: &BenchArgs, n: u32) -> u8 {
             total.open_failed,
             args.hold.as_secs_f64()
         );
-        for (kind, k) in &total.errors {
-            let sample = total
-                .error_samples
-                .get(kind)
-                .map(String::as_str)
-                .unwrap_or("");
-            println!("  errors       {kind}: {k}  (e.g. {sample})");
-        }
-        for (code, k) in &total.replies {
-            let sample = total
-                .reply_samples
-                .get(code)
-                .map(String::as_str)
-                .unwrap_or("");
-            println!("  non-2xx      {code}: {k}  (e.g. {sample:?})");
-        }
+        let mut counted = String::new();
+        total.write_errors(&mut counted);
+        total.write_replies(&mut counted);
+        print!("{counted}");
         match &server {
             Some((b, h)) => println!(
                 "  server       {} process(es): RSS {} KiB before, {} KiB holding: {:.2} KiB per connection \
