@@ -175,17 +175,22 @@ fn leading_enhanced(text: &str) -> Option<EnhancedCode> {
     EnhancedCode::parse(token)
 }
 
+/// The first line of `text` with its LF (or all of it, when it has none), and
+/// what follows.
+pub(crate) fn first_line(text: &[u8]) -> (&[u8], &[u8]) {
+    let end = text
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| i + 1);
+    text.split_at(end)
+}
+
 /// Parses whole reply text (every line CRLF-ended), for tests and tools.
 pub fn parse_reply(text: &[u8], limits: ReplyLimits) -> Result<Reply, ReplyError> {
     let mut assembler = ReplyAssembler::new(limits);
     let mut rest = text;
     while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(rest.len());
-        let (line, tail) = rest.split_at(end);
+        let (line, tail) = first_line(rest);
         if let Some(reply) = assembler.push_line(line)? {
             if !tail.is_empty() {
                 return Err(ReplyError::Malformed {

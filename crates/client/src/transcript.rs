@@ -102,12 +102,7 @@ impl Transcript {
                 );
                 return;
             }
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| i + 1)
-                .unwrap_or(rest.len());
-            let (line, tail) = rest.split_at(end);
+            let (line, tail) = crate::reply_reader::first_line(rest);
             let line = line.strip_suffix(b"\n").unwrap_or(line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             self.push(
