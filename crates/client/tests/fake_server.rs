@@ -97,15 +97,20 @@ async fn auth_server(mut r: BufReader<TcpStream>) {
     send(&mut r, "221 2.0.0 bye\r\n").await;
 }
 
+/// A client on `port` that has read the greeting and said EHLO.
+async fn after_ehlo(port: u16) -> Client {
+    let mut c = Client::connect("127.0.0.1", port, Security::Plain, config())
+        .await
+        .unwrap();
+    c.read_greeting().await.unwrap();
+    c.ehlo("client.test").await.unwrap();
+    c
+}
 #[tokio::test]
 async fn auth_succeeds_with_every_mechanism_and_hides_credentials() {
     for mech in Mechanism::ALL.iter().copied() {
         let port = server(auth_server).await;
-        let mut c = Client::connect("127.0.0.1", port, Security::Plain, config())
-            .await
-            .unwrap();
-        c.read_greeting().await.unwrap();
-        c.ehlo("client.test").await.unwrap();
+        let mut c = after_ehlo(port).await;
         assert!(c.capabilities().unwrap().offers(mech));
         let reply = c.auth(mech, "alice", PASSWORD).await.unwrap();
         assert_eq!(reply.code.get(), 235, "{mech}: {reply}");
@@ -120,11 +125,7 @@ async fn auth_succeeds_with_every_mechanism_and_hides_credentials() {
 #[tokio::test]
 async fn wrong_password_is_a_535_reply_not_an_error() {
     let port = server(auth_server).await;
-    let mut c = Client::connect("127.0.0.1", port, Security::Plain, config())
-        .await
-        .unwrap();
-    c.read_greeting().await.unwrap();
-    c.ehlo("client.test").await.unwrap();
+    let mut c = after_ehlo(port).await;
     let reply = c.auth(Mechanism::Login, "alice", "wrong").await.unwrap();
     assert_eq!(reply.code.get(), 535);
 }
@@ -154,11 +155,7 @@ async fn pipelined_transaction_goes_in_one_batch() {
         send(&mut r, "221 2.0.0 bye\r\n").await;
     })
     .await;
-    let mut c = Client::connect("127.0.0.1", port, Security::Plain, config())
-        .await
-        .unwrap();
-    c.read_greeting().await.unwrap();
-    c.ehlo("client.test").await.unwrap();
+    let mut c = after_ehlo(port).await;
     let envelope = Envelope {
         from: "a@client.test".into(),
         to: vec!["b@fake.test".into()],
