@@ -28,12 +28,6 @@ pub struct DirSyncs {
 }
 
 impl DirSyncs {
-    /// Makes every entry created in `dir` before this call durable: returns
-    /// once an fsync of `dir` that started after the call has finished.
-    pub fn sync(&self, dir: &Path) -> io::Result<()> {
-        self.ticket(dir).wait()
-    }
-
     /// Takes a place in `dir`'s rounds for the entries created in it so far,
     /// without waiting: [`Ticket::wait`] later returns once an fsync of `dir`
     /// that started after this call has finished. Other work done in between
@@ -145,7 +139,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let syncs = DirSyncs::default();
         for _ in 0..3 {
-            syncs.sync(dir.path()).unwrap();
+            syncs.ticket(dir.path()).wait().unwrap();
         }
         let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
         let st = one.rounds();
@@ -162,7 +156,7 @@ mod tests {
                 let (syncs, calls, path) = (syncs.clone(), calls.clone(), dir.path().to_owned());
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        syncs.sync(&path).unwrap();
+                        syncs.ticket(&path).wait().unwrap();
                         calls.fetch_add(1, Ordering::Relaxed);
                     }
                 })
@@ -186,7 +180,7 @@ mod tests {
         let syncs = DirSyncs::default();
         let ticket = syncs.ticket(dir.path());
         // Another delivery's round, started after the ticket was taken.
-        syncs.sync(dir.path()).unwrap();
+        syncs.ticket(dir.path()).wait().unwrap();
         ticket.wait().unwrap();
         let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
         assert_eq!(one.rounds().started, 1, "the ticket ran a round of its own");
@@ -221,10 +215,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("gone");
         let syncs = DirSyncs::default();
-        let err = syncs.sync(&gone).unwrap_err();
+        let err = syncs.ticket(&gone).wait().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         std::fs::create_dir(&gone).unwrap();
         // The next round succeeds and is not blamed for the earlier one.
-        syncs.sync(&gone).unwrap();
+        syncs.ticket(&gone).wait().unwrap();
     }
 }
