@@ -384,39 +384,32 @@ pub fn commit_batch(
     }
     // Phase 3: link into new/ (an unnamed spool file is linked through its
     // open descriptor, so the files stay open until then).
-    let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
+    let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>, &File)> =
         Vec::with_capacity(msgs.len());
-    let mut linked: Vec<&File> = Vec::with_capacity(msgs.len());
     for ((i, msg, rcpts), file) in msgs.into_iter().zip(&files) {
         match msg.place_all(file, &rcpts) {
-            Ok(placed) => {
-                placed_all.push((i, msg, placed));
-                linked.push(file);
-            }
+            Ok(placed) => placed_all.push((i, msg, placed, file)),
             Err(e) => results[i] = Some(Err(e)),
         }
     }
     // Phase 4: the link counts and the new directory entries, durable.
     let dirs: Vec<&Path> = placed_all
         .iter()
-        .flat_map(|(_, _, placed)| placed.iter().filter_map(|p| p.parent()))
+        .flat_map(|(_, _, placed, _)| placed.iter().filter_map(|p| p.parent()))
         .collect();
-    let links: Vec<(&File, &Path)> = linked
+    let links: Vec<(&File, &Path)> = placed_all
         .iter()
-        .zip(&placed_all)
-        .map(|(f, (_, msg, _))| (*f, msg.spool.as_path()))
+        .map(|(_, msg, _, file)| (*file, msg.spool.as_path()))
         .collect();
     let synced = match placed_all.first() {
-        Some((_, msg, _)) => {
+        Some((_, msg, _, _)) => {
             let tickets = dir_tickets(&dirs, &msg.dir_syncs);
             sync_spool_files(&links, Durable::LinkCount).and_then(|()| sync_dirs(&tickets))
         }
         None => Ok(()),
     };
-    drop(links);
-    drop(files);
     // Phase 5: report, and drop the spool files (their job is done either way).
-    for (i, mut msg, placed) in placed_all {
+    for (i, mut msg, placed, _) in placed_all {
         results[i] = Some(match &synced {
             Ok(()) => Ok(Delivered {
                 paths: placed,
@@ -430,6 +423,7 @@ pub fn commit_batch(
         });
         msg.discard();
     }
+    drop(files);
     results
         .into_iter()
         .map(|r| {
