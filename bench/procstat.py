@@ -1,6 +1,7 @@
 """CPU time and memory of a process and all its descendants, from /proc.
 
-Usage: procstat.py PID   ->   {"pids": n, "cpu_s": s, "rss_kib": k, "hwm_kib": k}
+Usage: procstat.py PID   ->   {"pids": n, "cpu_s": s, "rss_kib": k, "hwm_kib": k,
+                                "pss_kib": k, "machine": {...}}
 
 cpu_s is utime+stime+cutime+cstime summed over the tree: a child that has
 exited and been reaped (a Postfix smtpd, say) is counted in its parent's
@@ -8,6 +9,12 @@ cutime/cstime, so a before/after difference covers the work of processes
 that came and went in between. rss_kib and hwm_kib (VmRSS, VmHWM) are
 summed over the live processes, and so is pss_kib (Pss from smaps_rollup:
 shared pages divided among the processes sharing them).
+
+machine is the whole machine's CPU time from /proc/stat, in seconds summed
+over every CPU: busy_s (user, nice, system, irq, softirq: every process, the
+bench client and the kernel's own threads included) and total_s (busy, idle,
+iowait and steal), so a before/after difference gives the CPU a run cost
+beyond the server's own processes and how busy the machine was.
 """
 
 import json
@@ -49,6 +56,16 @@ def tree(root):
     return pids
 
 
+def machine(ticks):
+    with open("/proc/stat") as f:
+        first = f.readline().split()
+    # cpu user nice system idle iowait irq softirq steal [guest guest_nice]:
+    # guest time is already counted in user.
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    busy = user + nice + system + irq + softirq
+    return {"busy_s": busy / ticks, "total_s": (busy + idle + iowait + steal) / ticks}
+
+
 def main():
     root = int(sys.argv[1])
     ticks = os.sysconf("SC_CLK_TCK")
@@ -64,6 +81,7 @@ def main():
         out["pss_kib"] += status_kib(pid, "Pss:", "smaps_rollup")
     if out["pids"] == 0:
         sys.exit(f"procstat: no process {root}")
+    out["machine"] = machine(ticks)
     print(json.dumps(out))
 
 

@@ -29,6 +29,12 @@ def record(server, rnd, bench_path, before_path, after_path, stored):
     before, after = load(before_path), load(after_path)
     accepted = bench["messages"]["accepted"]
     cpu = max(0.0, after["cpu_s"] - before["cpu_s"])
+    # The whole machine over the same window (runs.jsonl of older runs lack it).
+    m0, m1 = before.get("machine"), after.get("machine")
+    busy = total = None
+    if m0 and m1:
+        busy = max(0.0, m1["busy_s"] - m0["busy_s"])
+        total = max(0.0, m1["total_s"] - m0["total_s"])
     print(json.dumps({
         "server": server,
         "round": int(rnd),
@@ -43,6 +49,8 @@ def record(server, rnd, bench_path, before_path, after_path, stored):
         "client_cpu_s": bench["client"]["cpu_s"],
         "cpu_s": cpu,
         "cpu_s_per_1000": cpu * 1000.0 / accepted if accepted else None,
+        "machine_cpu_s_per_1000": busy * 1000.0 / accepted if accepted and busy is not None else None,
+        "machine_busy": busy / total if busy is not None and total else None,
         "hwm_kib": after["hwm_kib"],
         "pids": after["pids"],
         "stored": None if stored == "-" else int(stored),
@@ -98,8 +106,8 @@ def render(runs_path, idle_path):
     servers = order({r["server"] for r in runs})
     out = []
     if runs:
-        out.append("| server | messages/s, median (range) | × smtp-sink | × Postfix | p99 accept latency, ms | p50, ms | server CPU s per 1,000 messages | peak RSS, MiB | failed | stored = accepted |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| server | messages/s, median (range) | × smtp-sink | × Postfix | p99 accept latency, ms | p50, ms | server CPU s per 1,000 messages | machine CPU s per 1,000 | machine busy | peak RSS, MiB | failed | stored = accepted |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for s in servers:
             rs = [by_round[k][s] for k in sorted(by_round) if s in by_round[k]]
             ratio = {}
@@ -116,7 +124,7 @@ def render(runs_path, idle_path):
                 stored = "yes"
             else:
                 stored = "NO: " + ", ".join(f"{r['stored']}/{r['accepted']}" for r in rs)
-            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 s,
                 med_range([r["messages_per_s"] for r in rs], lambda v: f"{v:,.0f}"),
                 med_range(ratio["smtp-sink"], lambda v: f"{v:.2f}"),
@@ -124,6 +132,8 @@ def render(runs_path, idle_path):
                 med_range(lat("p99"), lambda v: f"{v:.1f}"),
                 med_range(lat("p50"), lambda v: f"{v:.1f}"),
                 med_range([r["cpu_s_per_1000"] for r in rs], lambda v: f"{v:.2f}"),
+                med_range([r.get("machine_cpu_s_per_1000") for r in rs], lambda v: f"{v:.2f}"),
+                med_range([r.get("machine_busy") for r in rs], lambda v: f"{v:.0%}"),
                 f"{max(r['hwm_kib'] for r in rs) / 1024:.1f}",
                 sum(r["failed"] for r in rs),
                 stored,
@@ -133,7 +143,11 @@ def render(runs_path, idle_path):
         out.append(f"Rounds: {len(by_round)}. The bench client's own CPU use during the runs: "
                    f"{min(client):.0%}–{max(client):.0%} of one core. CPU and peak RSS are summed over "
                    "each server's processes (Postfix: master and its children, shared pages counted "
-                   "in each; its CPU includes delivering the queue to the Maildir).")
+                   "in each; its CPU includes delivering the queue to the Maildir). Machine CPU is "
+                   "the whole machine's busy time over the same window (/proc/stat: every process, the "
+                   "bench client and the kernel's threads included); machine busy is that time as a "
+                   "share of all CPUs' time, so near 100% means the machine, not the server's design, "
+                   "set the rate.")
         refused = {}
         for r in runs:
             for code, n in r["replies"].items():
