@@ -1,11 +1,14 @@
 /*
  * bench/fs_floor.c: the file-system work of one durable delivery, alone, on
  * T threads: what a server pays per message before any SMTP. Variants:
- *   v0       named spool file: create, write, fsync, link into new/, fsync new/, unlink
- *   tmpfile2 O_TMPFILE, write, fdatasync, linkat into new/, fsync new/ (Pillarbox 67673a2)
+ *   v0       named spool file: create, write, fsync, link into new/, fsync new/,
+ *            unlink (Pillarbox since 07c1987, which shares the fsyncs of new/)
+ *   tmpfile2 O_TMPFILE, write, fdatasync, linkat into new/, fsync new/ (Pillarbox
+ *            67673a2; unsafe without a journal, see tmpfile3)
  *   tmpfile3 tmpfile2 plus an fsync of the file after the link, so the inode's
  *            link count is on disk too (without a journal, e2fsck treats an
- *            inode whose on-disk count is 0 as deleted and clears its entry)
+ *            inode whose on-disk count is 0 as deleted and clears its entry;
+ *            Pillarbox bb07266 to 643417f)
  *   anchor   O_TMPFILE, write, link into spool/, fsync (data and a count of 1
  *            at once), link into new/, fsync new/, unlink the spool name
  *   v2       classic Maildir: create in tmp/, write, fsync, rename into new/, fsync new/
