@@ -7,9 +7,9 @@
 //! for the next one, which a single thread then runs for all of them. Under
 //! load the directory is synced once per round instead of once per message;
 //! with one delivery at a time nothing changes (no wait, one fsync each). A
-//! delivery takes its place ([`DirSyncs::ticket`]) right after its link and
-//! waits later, so a round another delivery starts while this one is still
-//! syncing its file serves both.
+//! delivery takes its place ([`DirSyncs::ticket`]) right after its links and
+//! then waits ([`Ticket::wait`]); work done in between overlaps with the
+//! rounds of others.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -31,7 +31,7 @@ impl DirSyncs {
     /// Takes a place in `dir`'s rounds for the entries created in it so far,
     /// without waiting: [`Ticket::wait`] later returns once an fsync of `dir`
     /// that started after this call has finished. Other work done in between
-    /// (the fsync of the linked file) overlaps with the rounds of others.
+    /// overlaps with the rounds of others.
     pub fn ticket<'a>(&self, dir: &'a Path) -> Ticket<'a> {
         let one = {
             let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
