@@ -309,8 +309,10 @@ pub struct Storage {
     pub reserve: Reserve,
     /// Messages that end together are synced together by one committer thread
     /// (still each durable before its 250). Off (the default): every message is
-    /// fsync'd on its own, concurrently with the others, which the kernel's
-    /// journal already coalesces; measured faster here (docs/PERFORMANCE.md).
+    /// fsync'd on its own, concurrently with the others (a journal coalesces
+    /// them; without one, the block layer merges the cache flushes), and
+    /// deliveries into one `new/` share its fsync; measured faster here
+    /// (docs/PERFORMANCE.md).
     pub group_commit: bool,
     /// Most messages in one group commit.
     pub commit_batch: usize,
