@@ -3,6 +3,7 @@
  * T threads: what a server pays per message before any SMTP. Variants:
  *   v0       named spool file: create, write, fsync, link into new/, fsync new/,
  *            unlink (Pillarbox since 07c1987, which shares the fsyncs of new/)
+ *   v0r      v0 with a rename into new/ instead of the link and the unlink
  *   tmpfile2 O_TMPFILE, write, fdatasync, linkat into new/, fsync new/ (Pillarbox
  *            67673a2; unsafe without a journal, see tmpfile3)
  *   tmpfile3 tmpfile2 plus an fsync of the file after the link, so the inode's
@@ -70,6 +71,10 @@ static void *worker(void *arg){
       snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fsync(fd); close(fd);
       snprintf(q,sizeof q,"%s/md/new/%d",base,k); link(p,q); fsync(newfd); unlink(p);
+    } else if(!strcmp(variant,"v0r")){ /* v0 with a rename into new/ instead of link + unlink */
+      snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      write(fd,data,4096); fsync(fd); close(fd);
+      snprintf(q,sizeof q,"%s/md/new/%d",base,k); if(rename(p,q)) perror("rename"); fsync(newfd);
     } else if(!strcmp(variant,"v0d")){ /* fdatasync spool */
       snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fdatasync(fd); close(fd);
@@ -116,7 +121,7 @@ static void *worker(void *arg){
   close(newfd); return 0;
 }
 int main(int argc,char**argv){
-  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
+  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
   snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
   long w0,f0,w1,f1; stat_io(&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
   pthread_t th[256]; for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
