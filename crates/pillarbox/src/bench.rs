@@ -706,6 +706,25 @@ async fn send<S: AsyncWrite + Unpin + ?Sized>(
 
 // -------------------------------------------------------------- sessions
 
+/// One report line per counted key: `  LABEL        KEY: N  (e.g. SAMPLE)`.
+fn write_counted<K: Ord + std::fmt::Display>(
+    out: &mut String,
+    label: &str,
+    counts: &BTreeMap<K, u64>,
+    samples: &BTreeMap<K, String>,
+    quote: bool,
+) {
+    use std::fmt::Write as _;
+    for (key, n) in counts {
+        let sample = samples.get(key).map(String::as_str).unwrap_or("");
+        let _ = if quote {
+            writeln!(out, "  {label:<13}{key}: {n}  (e.g. {sample:?})")
+        } else {
+            writeln!(out, "  {label:<13}{key}: {n}  (e.g. {sample})")
+        };
+    }
+}
+
 /// A count or sample map as a JSON object keyed by the code or kind.
 fn json_map<K: ToString, V: Clone + Into<serde_json::Value>>(
     m: &BTreeMap<K, V>,
@@ -744,30 +763,15 @@ impl Stats {
         self.error_samples.entry(f.kind).or_insert(f.detail);
     }
 
-    /// The `non-2xx` lines of the report: each code, its count and a sample.
+    /// The `non-2xx` lines of the report: each code, its count and a sample
+    /// (quoted: it is the server's text).
     fn write_replies(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        for (code, n) in &self.replies {
-            let sample = self
-                .reply_samples
-                .get(code)
-                .map(String::as_str)
-                .unwrap_or("");
-            let _ = writeln!(out, "  non-2xx      {code}: {n}  (e.g. {sample:?})");
-        }
+        write_counted(out, "non-2xx", &self.replies, &self.reply_samples, true);
     }
 
     /// The `errors` lines of the report: each kind, its count and a sample.
     fn write_errors(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        for (kind, n) in &self.errors {
-            let sample = self
-                .error_samples
-                .get(kind)
-                .map(String::as_str)
-                .unwrap_or("");
-            let _ = writeln!(out, "  errors       {kind}: {n}  (e.g. {sample})");
-        }
+        write_counted(out, "errors", &self.errors, &self.error_samples, false);
     }
 
     fn merge(&mut self, o: Stats) {
