@@ -44,6 +44,7 @@
 #include <sys/time.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "fs_floor.h"
 static const char *variant, *dev; static int N, T; static char base[256];
 static int counter = 0; static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char data[4096];
@@ -60,8 +61,6 @@ static void shared_round(int dirfd){
   }
   pthread_mutex_unlock(&sm);
 }
-static double busy_s(void){ FILE *f=fopen("/proc/stat","r"); long v[8]={0}; if(!f) return 0; if(fscanf(f,"cpu %ld %ld %ld %ld %ld %ld %ld %ld",&v[0],&v[1],&v[2],&v[3],&v[4],&v[5],&v[6],&v[7])!=8){fclose(f);return 0;} fclose(f); return (v[0]+v[1]+v[2]+v[5]+v[6]+v[7])/(double)sysconf(_SC_CLK_TCK); }
-static void stat_io(long *w, long *f){ char sp[128]; snprintf(sp,sizeof sp,"/sys/block/%s/stat",dev); FILE *fp=fopen(sp,"r"); long v[17]={0}; if(!fp){*w=*f=0;return;} for(int i=0;i<17;i++) if(fscanf(fp,"%ld",&v[i])!=1) break; fclose(fp); *w=v[4]; *f=v[15]; }
 static void *worker(void *arg){
   char p[512], q[512], pp[64];
   char nd[300]; snprintf(nd,sizeof nd,"%s/md/new",base); int newfd=open(nd,O_RDONLY|O_DIRECTORY);
@@ -124,9 +123,9 @@ static void *worker(void *arg){
 int main(int argc,char**argv){
   if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
   snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
-  long w0,f0,w1,f1; stat_io(&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
+  long w0,f0,w1,f1; stat_io(dev,&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
   pthread_t th[256]; for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
-  clock_gettime(CLOCK_MONOTONIC,&b); stat_io(&w1,&f1); double b1=busy_s(); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
+  clock_gettime(CLOCK_MONOTONIC,&b); stat_io(dev,&w1,&f1); double b1=busy_s(); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
   double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec+ru.ru_utime.tv_usec/1e6+ru.ru_stime.tv_sec+ru.ru_stime.tv_usec/1e6;
   printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f machine-busy us/msg %.1f rounds %ld\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw)/N,(b1-b0)*1e6/N,rounds);
 }

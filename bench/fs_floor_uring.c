@@ -33,27 +33,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fs_floor.h"
+
 #define STEPS 5
 static char data[4096];
 static const char *dev;
 
 static double now(void) { struct timeval t; gettimeofday(&t, 0); return t.tv_sec + t.tv_usec / 1e6; }
-
-static double busy_s(void) {
-  FILE *f = fopen("/proc/stat", "r"); long v[8] = {0};
-  if (!f) return 0;
-  if (fscanf(f, "cpu %ld %ld %ld %ld %ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8) { fclose(f); return 0; }
-  fclose(f);
-  return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static void stat_io(long *w, long *fl) {
-  char sp[128]; snprintf(sp, sizeof sp, "/sys/block/%s/stat", dev);
-  FILE *fp = fopen(sp, "r"); long v[17] = {0};
-  if (!fp) { *w = *fl = 0; return; }
-  for (int i = 0; i < 17; i++) if (fscanf(fp, "%ld", &v[i]) != 1) break;
-  fclose(fp); *w = v[4]; *fl = v[15];
-}
 
 static double cpu_s(void) {
   struct rusage r; getrusage(RUSAGE_SELF, &r);
@@ -79,7 +65,7 @@ int main(int argc, char **argv) {
   struct msg *m = calloc(k, sizeof *m);
   if (!m) return 1;
   int next = 0, inflight = 0, failed = 0;
-  long w0, f0, w1, f1; stat_io(&w0, &f0);
+  long w0, f0, w1, f1; stat_io(dev, &w0, &f0);
   double b0 = busy_s(), c0 = cpu_s(), t0 = now();
   for (;;) {
     for (int i = 0; i < k && next < n; i++) {
@@ -116,7 +102,7 @@ int main(int argc, char **argv) {
     }
     io_uring_cq_advance(&ring, seen);
   }
-  double t1 = now(), b1 = busy_s(), c1 = cpu_s(); stat_io(&w1, &f1);
+  double t1 = now(), b1 = busy_s(), c1 = cpu_s(); stat_io(dev, &w1, &f1);
   printf("uring     K=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f machine-busy us/msg %.1f failed %d\n",
          k, n / (t1 - t0), (w1 - w0) / (double)n, (f1 - f0) / (double)n, (c1 - c0) * 1e6 / n, (b1 - b0) * 1e6 / n, failed);
   io_uring_queue_exit(&ring);
