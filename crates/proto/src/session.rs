@@ -202,7 +202,9 @@ enum Pending {
 pub struct Session {
     cfg: SessionConfig,
     greeting: Option<Greeting>,
-    tx: Option<Transaction>,
+    /// Boxed, like `sasl`: allocated only while in use, so an idle session's
+    /// task stays small (issue 6: idle connections).
+    tx: Option<Box<Transaction>>,
     body: Body,
     /// Size and bare CR/LF state of a BDAT message across chunks.
     bdat_size: u64,
@@ -218,7 +220,7 @@ pub struct Session {
     /// The authenticated identity (RFC 4954 4), until STARTTLS or the end.
     authenticated: Option<String>,
     /// An AUTH exchange in progress: lines are SASL responses, not commands.
-    sasl: Option<ServerExchange>,
+    sasl: Option<Box<ServerExchange>>,
     /// The authcid of the exchange in progress, once known.
     sasl_authcid: Option<String>,
     auth_attempts: u32,
@@ -281,7 +283,7 @@ impl Session {
 
     /// The transaction in progress, if any.
     pub fn transaction(&self) -> Option<&Transaction> {
-        self.tx.as_ref()
+        self.tx.as_deref()
     }
 
     /// Under TLS now.
@@ -303,6 +305,15 @@ impl Session {
     /// timeout rather than the command timeout).
     pub fn reading_body(&self) -> bool {
         !matches!(self.body, Body::None)
+    }
+
+    /// Frees the event queue's memory when it is empty, as
+    /// [`Input::release`] does for the input: the driver calls both before it
+    /// waits for the client, so an idle session keeps no queue (issue 6).
+    pub fn release(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// The next thing for the driver to do, consuming input as needed; `None`
@@ -334,14 +345,14 @@ impl Session {
         };
         match (pending, answer) {
             (Pending::Sender(from, params), Answer::Accept) => {
-                self.tx = Some(Transaction {
+                self.tx = Some(Box::new(Transaction {
                     from,
                     params,
                     rcpts: Vec::new(),
                     rcpt_attempts: 0,
                     bdat: false,
                     begun: false,
-                });
+                }));
                 self.reply(Row::SenderOk.reply());
             }
             (Pending::Recipient(to), Answer::Accept) => {
@@ -897,7 +908,7 @@ impl Session {
             &self.cfg.hostname,
             &self.cfg.auth.decoy_key,
         );
-        self.sasl = Some(exchange);
+        self.sasl = Some(Box::new(exchange));
         self.sasl_authcid = None;
         self.sasl_step(step);
     }
@@ -1102,5 +1113,38 @@ impl Session {
         } else {
             self.ask(Pending::Deliver, Question::Deliver { size });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_frees_a_drained_event_queue() {
+        let mut s = Session::new(SessionConfig::default());
+        let mut input = Input::new();
+        input.extend(b"EHLO client.test\r\nNOOP\r\n");
+        let events: Vec<Event> = std::iter::from_fn(|| s.handle(&mut input)).collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            s.events.capacity() > 0,
+            "the replies went through the queue"
+        );
+        s.release();
+        assert_eq!(s.events.capacity(), 0, "an idle session keeps no queue");
+    }
+
+    #[test]
+    fn release_keeps_events_not_yet_handed_out() {
+        let mut s = Session::new(SessionConfig::default());
+        let mut input = Input::new();
+        input.extend(b"QUIT\r\n");
+        assert!(
+            matches!(s.handle(&mut input), Some(Event::Reply(r)) if r.to_wire().starts_with("221 "))
+        );
+        s.release();
+        assert!(matches!(s.handle(&mut input), Some(Event::Close)));
+        assert!(s.handle(&mut input).is_none());
     }
 }

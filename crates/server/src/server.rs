@@ -267,7 +267,7 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
-                    sessions.spawn(session_driver::run(shared, stream, peer, listen.clone(), shutdown));
+                    sessions.spawn(session_driver::run(shared, stream, peer, &listen, shutdown));
                 }
                 Err(e) => {
                     // EMFILE and the like: log and back off rather than spin.

@@ -88,29 +88,34 @@ impl Conn {
 }
 
 /// Runs one session to its end.
-pub async fn run(
+///
+/// The driver is built before the task starts, so the task holds it once
+/// rather than beside the arguments it was built from (an async fn keeps its
+/// arguments' room for its whole life): that is in every idle session.
+pub fn run(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    listener: Listen,
+    listener: &Listen,
     shutdown: watch::Receiver<bool>,
-) {
+) -> impl std::future::Future<Output = ()> {
     let id = shared.session_id();
     let span = tracing::info_span!("session", id = %id);
+    let implicit_tls = listener.protocol == Protocol::Submissions;
+    let protocol = listener.protocol;
+    let mut d = Driver::new(shared, stream, peer, id, listener, shutdown);
     async move {
-        let implicit_tls = listener.protocol == Protocol::Submissions;
-        let Some(_slot) = shared.admit(peer.ip()) else {
+        let Some(_slot) = d.shared.admit(peer.ip()) else {
             tracing::warn!(peer = %peer, "refused: too many connections");
-            Box::pin(refuse(&shared, stream, implicit_tls, Row::TooManyConnections.reply())).await;
+            d.refuse(implicit_tls, Row::TooManyConnections.reply()).await;
             return;
         };
-        if let Some(ban) = auth::ban_of(&shared, peer.ip()) {
+        if let Some(ban) = auth::ban_of(&d.shared, peer.ip()) {
             tracing::warn!(peer = %peer, reason = %ban.reason, until = ban.until, "refused: banned");
-            Box::pin(refuse(&shared, stream, implicit_tls, Row::AuthTooManyFailures.reply())).await;
+            d.refuse(implicit_tls, Row::AuthTooManyFailures.reply()).await;
             return;
         }
-        tracing::info!(peer = %peer, listener = %listener.protocol, "connect");
-        let mut d = Driver::new(shared, stream, peer, id, &listener, shutdown);
+        tracing::info!(peer = %peer, listener = %protocol, "connect");
         let reason = d.drive(implicit_tls).await;
         if let Some(m) = d.msg.take() {
             m.abort();
@@ -118,7 +123,6 @@ pub async fn run(
         tracing::info!(reason, messages = d.delivered, "disconnect");
     }
     .instrument(span)
-    .await
 }
 
 /// Sends a refusal and closes; on an implicit-TLS listener the client can
@@ -156,7 +160,8 @@ struct Driver {
     /// The client is in a trusted network.
     trusted: bool,
     /// The message being received, and the first storage error it met.
-    msg: Option<IncomingMessage>,
+    /// Boxed: allocated only while a message comes in (idle sessions, issue 6).
+    msg: Option<Box<IncomingMessage>>,
     msg_error: Option<StoreError>,
     queue_id: String,
     /// Recipients accepted in this transaction and their mailboxes.
@@ -216,15 +221,27 @@ impl Driver {
         }
     }
 
+    /// Refuses the connection before its greeting ([`refuse`], on the heap).
+    async fn refuse(&mut self, implicit_tls: bool, reply: Reply) {
+        if let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Closed) {
+            Box::pin(refuse(&self.shared, stream, implicit_tls, reply)).await;
+        }
+    }
+
     /// The session loop; returns why it ended.
     async fn drive(&mut self, implicit_tls: bool) -> &'static str {
-        let limits = self.shared.cfg.limits.clone();
+        // Limits are read where used, not copied: what the loop holds across
+        // its waits is in every idle session's task (issue 6).
         if implicit_tls {
             // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
-            if let Err(reason) = Box::pin(self.handshake(limits.command_timeout.0)).await {
+            if let Err(reason) =
+                Box::pin(self.handshake(self.shared.cfg.limits.command_timeout.0)).await
+            {
                 return reason;
             }
-        } else if let Some(reason) = Box::pin(self.early_talker(limits.greeting_delay.0)).await {
+        } else if let Some(reason) =
+            Box::pin(self.early_talker(self.shared.cfg.limits.greeting_delay.0)).await
+        {
             return reason;
         }
         self.session.greeting().write_to(&mut self.out);
@@ -243,7 +260,7 @@ impl Driver {
                     Event::AbortMessage => self.abort_message(),
                     Event::StartTls => {
                         if let Err(reason) =
-                            Box::pin(self.start_tls(limits.command_timeout.0)).await
+                            Box::pin(self.start_tls(self.shared.cfg.limits.command_timeout.0)).await
                         {
                             return reason;
                         }
@@ -271,10 +288,11 @@ impl Driver {
                     .await;
             }
             self.input.release();
+            self.session.release();
             let timeout = if self.session.reading_body() {
-                limits.data_timeout.0
+                self.shared.cfg.limits.data_timeout.0
             } else {
-                limits.command_timeout.0
+                self.shared.cfg.limits.command_timeout.0
             };
             let now = Instant::now();
             let wait = match grace_deadline {
@@ -300,7 +318,7 @@ impl Driver {
                 r = self.shutdown.changed(), if !draining => {
                     if r.is_err() || *self.shutdown.borrow() {
                         draining = true;
-                        grace_deadline = Some(Instant::now() + limits.shutdown_grace.0);
+                        grace_deadline = Some(Instant::now() + self.shared.cfg.limits.shutdown_grace.0);
                     }
                 }
             }
@@ -546,7 +564,7 @@ impl Driver {
         if let Err(e) = msg.write(trace.header(SystemTime::now()).as_bytes()) {
             return Answer::Refuse(store_reply(&e));
         }
-        self.msg = Some(msg);
+        self.msg = Some(Box::new(msg));
         Answer::Accept
     }
 
@@ -575,7 +593,7 @@ impl Driver {
     }
 
     async fn deliver(&mut self, size: u64) -> Answer {
-        let Some(msg) = self.msg.take() else {
+        let Some(msg) = self.msg.take().map(|m| *m) else {
             return Answer::Refuse(Row::LocalError.reply());
         };
         if let Some(e) = self.msg_error.take() {
