@@ -14,8 +14,12 @@
 #   haraka        from npm, with the plugin in bench/haraka/
 #   pillarbox     release build, default durability, local domain `localhost`
 # Then ROUNDS rounds, the servers alternating within each round, each run on
-# a freshly started server; then the idle-connection cost of each. Writes a
-# Markdown report to stdout and bench/results/<date>-<commit>.md.
+# a freshly started server; then the idle-connection cost of each. Each round
+# also runs the file-system floor, bench/fs_floor.c's `v0` (one delivery's
+# file work alone on SESSIONS threads: create, write 4 KiB, fsync, link into
+# new/, fsync new/, unlink), from which the report derives the ceiling of any
+# server that fsyncs a file per message on this machine. Writes a Markdown
+# report to stdout and bench/results/<date>-<commit>.md.
 #
 # Loopback only, every wait bounded, every process it starts stopped (by pid)
 # on exit. Needs root (apt-get, Postfix).
@@ -32,6 +36,7 @@
 #   WORK=/tmp/pillarbox-compare  configs, Maildirs, logs, JSON of every run
 #   PEERS=$WORK/peers            the Python venv and node_modules (kept between runs)
 #   INSTALL=1                    0: do not install anything (peers must be there)
+#   FLOOR=1                      0: skip the file-system floor (it needs gcc)
 # A quick run: ROUNDS=1 MESSAGES=2000 IDLE=1000 bench/compare.sh
 
 set -euo pipefail
@@ -54,6 +59,8 @@ WORK=${WORK:-/tmp/pillarbox-compare}
 PEERS=${PEERS:-$WORK/peers}
 INSTALL=${INSTALL:-1}
 PILLARBOX_BIN=${PILLARBOX_BIN:-}
+FLOOR=${FLOOR:-1}
+FLOOR_BIN=
 
 AIOSMTPD_VERSION=1.4.6
 SMTP_SERVER_VERSION=3.21.6
@@ -113,6 +120,7 @@ install_peers() {
     command -v smtp-sink >/dev/null || missing+=(postfix)
     command -v python3 >/dev/null || missing+=(python3 python3-venv)
     command -v node >/dev/null || missing+=(nodejs npm)
+    [ "$FLOOR" = 1 ] && ! command -v gcc >/dev/null && missing+=(gcc libc6-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "apt-get install ${missing[*]}"
         apt-get update -qq
@@ -142,6 +150,15 @@ build_pillarbox() {
     log "cargo build --release -p pillarbox"
     (cd "$REPO" && cargo build --release -q -p pillarbox)
     PILLARBOX_BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/pillarbox"
+}
+
+# The file-system floor, built from bench/fs_floor.c (FLOOR=1).
+build_floor() {
+    [ "$FLOOR" = 1 ] || return 0
+    command -v gcc >/dev/null || die "FLOOR=1 needs gcc (or set FLOOR=0)"
+    FLOOR_BIN="$WORK/fs_floor"
+    gcc -O2 -o "$FLOOR_BIN" "$HERE/fs_floor.c" -lpthread 2>"$WORK/fs_floor.gcc.log" ||
+        die "cannot build bench/fs_floor.c: $(cat "$WORK/fs_floor.gcc.log")"
 }
 
 # ------------------------------------------------------------------ servers
@@ -370,6 +387,22 @@ load_run() {
     log "$(python3 "$HERE/table.py" summary "$RESULTS/runs.jsonl")"
 }
 
+# floor_run ROUND: the file work of MESSAGES deliveries on SESSIONS threads,
+# in a directory of its own on the same filesystem as the servers' Maildirs.
+floor_run() {
+    local round=$1 dev
+    RUN_DIR="$WORK/run/fs-floor-$round"
+    rm -rf "$RUN_DIR"
+    mkdir -p "$RUN_DIR"
+    # The block device's counters (writes, flushes per file): the filesystem's
+    # source, e.g. /dev/vda -> vda; 0 when it is not a block device.
+    dev=$(basename "$(df -P "$WORK" | awk 'NR == 2 {print $1}')")
+    timeout 600 "$FLOOR_BIN" v0 "$MESSAGES" "$SESSIONS" "$RUN_DIR" "$dev" >"$RUN_DIR/floor.txt" ||
+        die "fs-floor: bench/fs_floor.c failed (see $RUN_DIR)"
+    python3 "$HERE/table.py" floor "$round" "$RUN_DIR/floor.txt" >>"$RESULTS/floor.jsonl"
+    log "round $round fs-floor: $(cat "$RUN_DIR/floor.txt")"
+}
+
 # idle_run SERVER N
 idle_run() {
     local server=$1 n=$2 port procs=100
@@ -430,6 +463,7 @@ main() {
     fi
     [ "$INSTALL" = 1 ] && install_peers
     build_pillarbox
+    build_floor
     local stamp commit
     stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
     commit=${PILLARBOX_COMMIT:-$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)}
@@ -437,6 +471,7 @@ main() {
     mkdir -p "$RESULTS"
     : >"$RESULTS/runs.jsonl"
     : >"$RESULTS/idle.jsonl"
+    : >"$RESULTS/floor.jsonl"
     # The server under test needs a descriptor per idle connection.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -446,10 +481,15 @@ main() {
         # no server always runs first (on a cold cache) or last.
         local list k ordered
         read -r -a list <<<"$SERVERS"
+        [ "$FLOOR" = 1 ] && list+=(fs-floor)
         k=$(((round - 1) % ${#list[@]}))
         ordered=("${list[@]:k}" "${list[@]:0:k}")
         for server in "${ordered[@]}"; do
-            load_run "$server" "$round"
+            if [ "$server" = fs-floor ]; then
+                floor_run "$round"
+            else
+                load_run "$server" "$round"
+            fi
         done
     done
     if [ "$IDLE" -gt 0 ]; then
@@ -477,7 +517,7 @@ main() {
         printf '\nPeers: Postfix %s, aiosmtpd %s, smtp-server %s, Haraka %s, Node %s, Python %s.\n\n' \
             "$(postconf -d -h mail_version 2>/dev/null)" "$AIOSMTPD_VERSION" "$SMTP_SERVER_VERSION" \
             "$HARAKA_VERSION" "$(node --version)" "$(python3 --version | cut -d' ' -f2)"
-        python3 "$HERE/table.py" render "$RESULTS/runs.jsonl" "$RESULTS/idle.jsonl"
+        python3 "$HERE/table.py" render "$RESULTS/runs.jsonl" "$RESULTS/idle.jsonl" "$RESULTS/floor.jsonl"
     } >"$report"
     mkdir -p "$HERE/results"
     # One file per day and commit: a second run the same day keeps the first.

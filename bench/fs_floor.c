@@ -23,7 +23,7 @@
  *            crash can leave an empty file in new/.
  * v0 driven through io_uring from one thread is bench/fs_floor_uring.c.
  * Prints messages/s, block-device writes and flushes per message (from
- * /sys/block/$DEV/stat), this process's CPU and context switches per message,
+ * /sys/class/block/$DEV/stat), this process's CPU and context switches per message,
  * and the whole machine's busy CPU per message (/proc/stat: it includes the
  * kernel's writeback threads, which syncfs leaves the work to).
  *

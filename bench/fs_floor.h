@@ -17,10 +17,11 @@ static double busy_s(void) {
   return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Block writes and cache flushes completed so far on block device DEV
- * (/sys/block/DEV/stat: fields 5 and 16). Both 0 if unreadable. */
+/* Block writes and cache flushes completed so far on block device DEV, a
+ * disk or a partition (/sys/class/block/DEV/stat: fields 5 and 16). Both 0
+ * if unreadable. */
 static void stat_io(const char *dev, long *writes, long *flushes) {
-  char sp[128]; snprintf(sp, sizeof sp, "/sys/block/%s/stat", dev);
+  char sp[160]; snprintf(sp, sizeof sp, "/sys/class/block/%s/stat", dev);
   FILE *fp = fopen(sp, "r"); long v[17] = {0};
   if (!fp) { *writes = *flushes = 0; return; }
   for (int i = 0; i < 17; i++) if (fscanf(fp, "%ld", &v[i]) != 1) break;

@@ -17,7 +17,7 @@
  *   /tmp/fs_floor_uring 10000 20 /var/tmp/fs-floor/NEWDIR vda
  *
  * Prints messages/s, block writes and cache flushes per message (from
- * /sys/block/DEV/stat), this process's CPU per message (its io-wq workers
+ * /sys/class/block/DEV/stat), this process's CPU per message (its io-wq workers
  * included) and the whole machine's busy CPU per message (/proc/stat), in
  * fs_floor's format. DIR must not exist yet: nothing is deleted.
  */

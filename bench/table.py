@@ -5,14 +5,19 @@
       memory (procstat.py before and after) and the messages found stored
   table.py idle SERVER BENCH.json
       one JSON line from a `pillarbox bench --idle --json` run
+  table.py floor ROUND FLOOR.txt
+      one JSON line from the output of bench/fs_floor.c (variant v0)
   table.py summary RUNS.jsonl
       one line on the last run, for the log
-  table.py render RUNS.jsonl IDLE.jsonl
+  table.py render RUNS.jsonl IDLE.jsonl [FLOOR.jsonl]
       the Markdown tables: median and range over rounds, each server's
-      throughput also as a ratio to smtp-sink's and Postfix's of the same round
+      throughput also as a ratio to smtp-sink's and Postfix's of the same round,
+      and the ceiling the file-system floor sets in each round
 """
 
 import json
+import os
+import re
 import statistics
 import sys
 
@@ -76,6 +81,62 @@ def idle(server, bench_path):
     }))
 
 
+# fs_floor.c's one line, e.g. "v0        T=20:   8497/s writes/msg 5.85
+# flushes/msg 1.04 cpu us/msg 171.8 ctxsw/msg 10.4 machine-busy us/msg 215.0 rounds 0"
+FLOOR_LINE = re.compile(
+    r"^(?P<variant>\S+)\s+T=(?P<threads>\d+):\s+(?P<rate>[\d.]+)/s writes/msg (?P<writes>[\d.]+) "
+    r"flushes/msg (?P<flushes>[\d.]+) cpu us/msg (?P<cpu>[\d.]+) ctxsw/msg (?P<ctxsw>[\d.]+) "
+    r"machine-busy us/msg (?P<machine>[\d.]+)")
+
+
+def floor(rnd, path):
+    with open(path) as f:
+        text = f.read().strip()
+    m = FLOOR_LINE.match(text)
+    if not m:
+        sys.exit(f"table.py floor: not a line of bench/fs_floor.c: {text!r}")
+    print(json.dumps({
+        "round": int(rnd),
+        "variant": m["variant"],
+        "threads": int(m["threads"]),
+        "files_per_s": float(m["rate"]),
+        "writes_per_file": float(m["writes"]),
+        "flushes_per_file": float(m["flushes"]),
+        "cpu_ms_per_file": float(m["cpu"]) / 1000.0,
+        "machine_ms_per_file": float(m["machine"]) / 1000.0,
+    }))
+
+
+def ceiling_table(by_round, floors):
+    """Per round: the most messages/s a server that does the floor's file work
+    per message and nothing else could accept with every CPU busy, the client
+    and the loopback costing what they cost in smtp-sink's run of that round."""
+    cpus = os.cpu_count() or 1
+    out = ["| round | floor: files/s | floor: machine CPU ms per file | smtp-sink: machine CPU ms per message | "
+           "ceiling, msg/s | pillarbox, msg/s | ½ smtp-sink, msg/s | 5× Postfix, msg/s |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in sorted(floors, key=lambda x: x["round"]):
+        rr = by_round.get(f["round"], {})
+        sink = rr.get("smtp-sink")
+        sink_ms = sink.get("machine_cpu_s_per_1000") if sink else None
+        ceiling = cpus * 1000.0 / (f["machine_ms_per_file"] + sink_ms) if sink_ms is not None else None
+        rate = lambda s, k=1.0: f"{rr[s]['messages_per_s'] * k:,.0f}" if s in rr else "–"
+        out.append(f"| {f['round']} | {f['files_per_s']:,.0f} | {f['machine_ms_per_file']:.3f} | "
+                   f"{'–' if sink_ms is None else f'{sink_ms:.3f}'} | "
+                   f"{'–' if ceiling is None else f'{ceiling:,.0f}'} | {rate('pillarbox')} | "
+                   f"{rate('smtp-sink', 0.5)} | {rate('postfix', 5.0)} |")
+    f0 = floors[0]
+    out.append("")
+    out.append(f"The floor is `bench/fs_floor.c` variant `{f0['variant']}` on {f0['threads']} threads, run in "
+               "each round beside the servers: per message a named file created, 4 KiB written and "
+               "fsync'd, linked into a Maildir's `new/`, `new/` fsync'd, the first name unlinked, and "
+               "nothing else (no SMTP, no network). The ceiling is what a server that does that per "
+               f"message and nothing more could accept with all {cpus} CPUs busy, counting the client "
+               "and the loopback (and the sink's own work) at what smtp-sink's run of the same round "
+               "cost the machine per message.")
+    return out
+
+
 def lines(path):
     try:
         with open(path) as f:
@@ -98,7 +159,7 @@ def order(servers):
     return sorted(servers, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
 
 
-def render(runs_path, idle_path):
+def render(runs_path, idle_path, floor_path=None):
     runs = lines(runs_path)
     by_round = {}
     for r in runs:
@@ -158,6 +219,10 @@ def render(runs_path, idle_path):
             out.append("Non-2xx replies and errors: " + ", ".join(
                 f"{s} {c}×{n}" for (s, c), n in sorted(refused.items())) + ".")
         out.append("")
+    floors = lines(floor_path) if floor_path else []
+    if floors:
+        out.extend(ceiling_table(by_round, floors))
+        out.append("")
     idles = lines(idle_path)
     if idles:
         out.append("| server | idle connections held after EHLO | server RSS before, MiB | holding, MiB | RSS per connection, KiB | PSS per connection, KiB |")
@@ -187,6 +252,8 @@ def main():
         record(*args)
     elif cmd == "idle":
         idle(*args)
+    elif cmd == "floor":
+        floor(*args)
     elif cmd == "summary":
         summary(*args)
     elif cmd == "render":
