@@ -649,12 +649,9 @@ impl Driver {
                 // One file, however many recipients (hard links).
                 sh.disk.consumed(done.stored_size);
                 self.delivered += 1;
-                let to = boxes
-                    .iter()
-                    .map(|b| b.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                tracing::info!(queue_id = %self.queue_id, from = %from, to = %to, rcpts = n, size, stored = done.stored_size, "delivered");
+                // The recipients are joined inside the macro: only when the
+                // event is logged (not at `warn`).
+                tracing::info!(queue_id = %self.queue_id, from = %from, to = %boxes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","), rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {

@@ -8,7 +8,9 @@
 //! load the directory is synced once per round instead of once per message;
 //! with one delivery at a time nothing changes (no wait, one fsync each). A
 //! delivery takes its place ([`DirSyncs::ticket`]) right after its links and
-//! then waits ([`Ticket::wait`]); work done in between overlaps with the
+//! then waits ([`Ticket::wait`]). Since the spool file's fsync moved before the
+//! links (07c1987) both callers wait at once, so the split buys nothing today;
+//! it stays the interface, and work put between the two would overlap with the
 //! rounds of others.
 
 use std::collections::HashMap;
