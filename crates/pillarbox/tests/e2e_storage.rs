@@ -256,3 +256,52 @@ fn permanent_quota_answers_552() {
     let r = c.expect("RCPT TO:<alice@example.test>", 552);
     assert!(r.text().contains("5.2.2 mailbox full"), "{r}");
 }
+
+#[test]
+fn a_commit_that_outlasts_its_451_is_still_counted_in_maildirsize() {
+    // A commit of 16 MiB cannot finish in 1 ms (its fsync alone writes the
+    // 16 MiB), so the session answers 451 while the commit goes on and lands.
+    let cfg = Config {
+        users: vec!["alice@example.test::1000:1000::::userdb_quota_rule=*:bytes=100000000".into()],
+        catch_all: false,
+        ..Config::default()
+    }
+    .limit("commit_timeout", "\"1ms\"");
+    let dir = TestDir::new(&cfg);
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    let r = c
+        .send_mail(
+            "x@example.test",
+            &["alice@example.test"],
+            &big_message(16 << 20),
+        )
+        .unwrap();
+    assert_eq!(r.code, 451, "{r}");
+
+    // The message is in the mailbox despite the 451; its usage must be too,
+    // or the quota undercounts for good.
+    let maildirsize = dir.maildir("alice@example.test").join("maildirsize");
+    let mut used = 0;
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = dir.messages("alice@example.test");
+        used = fs::read_to_string(&maildirsize)
+            .map(|md| {
+                md.lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if stored.len() == 1 && used == stored[0].bytes.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(stored.len(), 1, "the commit went on and landed");
+    assert_eq!(used, stored[0].bytes.len(), "maildirsize counts it");
+    // The session goes on.
+    c.expect("NOOP", 250);
+}

@@ -642,12 +642,10 @@ impl Driver {
                 tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));
             }
         }
-        match tokio::time::timeout(timeout, rx).await {
+        let mut rx = rx;
+        match tokio::time::timeout(timeout, &mut rx).await {
             Ok(Ok(Ok(done))) => {
-                let sh = &self.shared;
-                storage::record_delivery(&sh.store, &sh.cfg, &sh.users, &boxes, done.stored_size);
-                // One file, however many recipients (hard links).
-                sh.disk.consumed(done.stored_size);
+                landed(&self.shared, &boxes, done.stored_size);
                 self.delivered += 1;
                 // The recipients are joined inside the macro: only when the
                 // event is logged (not at `warn`).
@@ -665,6 +663,24 @@ impl Driver {
             }
             Err(_) => {
                 tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
+                // The commit cannot be called back and goes on. If it lands,
+                // the message is in the mailboxes despite the 451: their
+                // usage must count it, or the quota undercounts for good.
+                let shared = self.shared.clone();
+                let queue_id = self.queue_id.clone();
+                tokio::spawn(async move {
+                    match rx.await {
+                        Ok(Ok(done)) => {
+                            landed(&shared, &boxes, done.stored_size);
+                            tracing::warn!(queue_id = %queue_id, stored = done.stored_size, "delivered after its 451 (limits.commit_timeout); the client may send it again");
+                        }
+                        Ok(Err(e)) => {
+                            shared.disk.invalidate();
+                            tracing::warn!(queue_id = %queue_id, error = %e, "delivery failed after its 451 (limits.commit_timeout)");
+                        }
+                        Err(_) => {}
+                    }
+                });
                 Answer::Refuse(Row::LocalError.reply())
             }
         }
@@ -693,6 +709,13 @@ impl Driver {
         lines.push("queue 0 (no outbound queue in this version)".into());
         lines
     }
+}
+
+/// A committed message's accounting: each limited mailbox's `maildirsize`,
+/// and the free-space estimate (one file, however many recipients: hard links).
+fn landed(sh: &Shared, boxes: &[MailboxAddr], stored: u64) {
+    storage::record_delivery(&sh.store, &sh.cfg, &sh.users, boxes, stored);
+    sh.disk.consumed(stored);
 }
 
 /// Local storage trouble is temporary (DESIGN.md: 4xx, never 5xx).
