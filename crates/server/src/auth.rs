@@ -41,7 +41,8 @@ fn lookup(shared: &Shared, authcid: &str) -> Option<UserEntry> {
 /// AUTH PLAIN/LOGIN: verify the password. Slow schemes (Argon2, bcrypt) run
 /// off the async threads. An unknown user or one without a usable password
 /// gets the same 535 as a wrong password, after as long: the password is
-/// checked against a decoy hashed at the default cost.
+/// checked against a decoy with the cost of one of the users' hashes, the
+/// same one every time for that name ([`pillarbox_store::password::Decoys`]).
 pub async fn check_password(shared: &Shared, authcid: &str, password: String) -> Answer {
     if !shared.users.healthy() {
         return Answer::Refuse(Row::AuthTemporary.reply());
@@ -57,14 +58,26 @@ pub async fn check_password(shared: &Shared, authcid: &str, password: String) ->
     if stored.as_ref().is_some_and(|s| s.scheme() == Scheme::Plain) {
         tracing::warn!(user = %authcid, "password stored as {{PLAIN}}; rehash it with `pillarbox users passwd`");
     }
-    let verify = move || match stored {
-        Some(s) => s.verify(&password),
+    let decoy = match stored {
+        Some(_) => None,
         None => {
-            if let Some(decoy) = pillarbox_store::password::decoy() {
-                decoy.verify(&password);
+            let (user, domain) = account(shared, authcid);
+            Some((
+                shared.users.decoys(),
+                shared.decoy_key.clone(),
+                format!("{user}@{domain}"),
+            ))
+        }
+    };
+    let verify = move || match (stored, decoy) {
+        (Some(s), _) => s.verify(&password),
+        (None, Some((decoys, key, name))) => {
+            if let Some(d) = decoys.for_name(&key, &name) {
+                d.verify(&password);
             }
             false
         }
+        (None, None) => false,
     };
     match tokio::task::spawn_blocking(verify).await {
         Ok(true) => Answer::Accept,

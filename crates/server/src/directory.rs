@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use pillarbox_store::password::Decoys;
 use pillarbox_store::UserDirectory;
 
 /// How often the file's modification time is looked at, at most.
@@ -41,6 +42,8 @@ impl MechanismSupport {
 struct State {
     dir: Arc<UserDirectory>,
     support: MechanismSupport,
+    /// What a login for a name no one has is checked against.
+    decoys: Arc<Decoys>,
     /// The last read succeeded (or the file is absent: no users).
     healthy: bool,
     mtime: Option<SystemTime>,
@@ -64,6 +67,7 @@ impl Directory {
             state: Mutex::new(State {
                 dir: Arc::new(UserDirectory::default()),
                 support: MechanismSupport::default(),
+                decoys: Arc::new(Decoys::new(Vec::new())),
                 healthy: true,
                 mtime: None,
                 checked: Instant::now(),
@@ -99,8 +103,12 @@ impl Directory {
                 return st.dir.clone();
             }
         };
+        let decoys = Arc::new(Decoys::new(
+            dir.iter().filter_map(|u| u.stored_password().ok()),
+        ));
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.support = MechanismSupport::of(&dir);
+        st.decoys = decoys;
         st.dir = dir.clone();
         st.healthy = true;
         st.mtime = mtime;
@@ -122,6 +130,17 @@ impl Directory {
     pub fn mechanism_support(&self) -> MechanismSupport {
         let _ = self.current();
         self.state.lock().unwrap_or_else(|p| p.into_inner()).support
+    }
+
+    /// The decoys for logins of names no one has, one per cost among the
+    /// current users ([`Decoys`]).
+    pub fn decoys(&self) -> Arc<Decoys> {
+        let _ = self.current();
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decoys
+            .clone()
     }
 
     /// The current directory, re-read first if the file changed.

@@ -273,6 +273,70 @@ impl StoredPassword {
         }
     }
 
+    /// What checking a login against this password costs, as a name: the
+    /// scheme and its parameters (Argon2 memory, passes, lanes and version;
+    /// SHA-crypt rounds; bcrypt cost; SCRAM iterations). Two passwords with
+    /// the same cost take as long to check.
+    pub fn cost(&self) -> String {
+        match &self.stored {
+            // `$argon2id$v=19$m=65536,t=3,p=1$salt$hash`: all but salt and hash.
+            Stored::Argon2id(phc) => phc.rsplitn(3, '$').nth(2).unwrap_or_default().to_string(),
+            Stored::ShaCrypt(c) => format!("${}$rounds={}", c.id(), c.rounds),
+            Stored::BlfCrypt(h) => match h.parse::<bcrypt::HashParts>() {
+                Ok(parts) => format!("$2y${:02}", parts.get_cost()),
+                Err(_) => "$2y$".to_string(),
+            },
+            Stored::Scram(s) => format!("{{SCRAM-SHA-256}}{}", s.iterations),
+            Stored::CramMd5(_) => "{CRAM-MD5}".to_string(),
+            Stored::Plain(_) => "{PLAIN}".to_string(),
+        }
+    }
+
+    /// A password no one knows, stored with this one's scheme and
+    /// [`cost`](Self::cost): checking a login against it takes as long as
+    /// against this one. `None` if the random source or the hash failed.
+    pub fn decoy_like(&self) -> Option<StoredPassword> {
+        let mut raw = [0u8; 32];
+        random(&mut raw).ok()?;
+        let secret = B64.encode(raw);
+        let stored = match &self.stored {
+            Stored::Argon2id(phc) => {
+                let model = argon2::PasswordHash::new(phc).ok()?;
+                let params = argon2::Params::try_from(&model).ok()?;
+                let version = match model.version {
+                    Some(v) => argon2::Version::try_from(v).ok()?,
+                    None => argon2::Version::default(),
+                };
+                Stored::Argon2id(argon2id_with(&secret, params, version).ok()?)
+            }
+            Stored::ShaCrypt(c) => {
+                let mut crypt = ShaCrypt {
+                    sha512: c.sha512,
+                    rounds: c.rounds,
+                    salt: crypt_salt().ok()?,
+                    hash: String::new(),
+                };
+                crypt.hash = crypt.compute(&secret).ok()?;
+                Stored::ShaCrypt(crypt)
+            }
+            Stored::BlfCrypt(h) => {
+                let cost = h.parse::<bcrypt::HashParts>().ok()?.get_cost();
+                let mut salt = [0u8; SALT_LEN];
+                random(&mut salt).ok()?;
+                let hash = bcrypt::hash_with_salt(&secret, cost, salt).ok()?;
+                Stored::BlfCrypt(hash.format_for_version(bcrypt::Version::TwoY))
+            }
+            Stored::Scram(s) => {
+                let mut salt = [0u8; SALT_LEN];
+                random(&mut salt).ok()?;
+                Stored::Scram(scram_keys(&secret, &salt, s.iterations))
+            }
+            Stored::CramMd5(_) => Stored::CramMd5(cram_md5_states(&secret)),
+            Stored::Plain(_) => Stored::Plain(secret),
+        };
+        Some(StoredPassword { stored, user: None })
+    }
+
     /// The SCRAM-SHA-256 keys, from `{SCRAM-SHA-256}` or computed from `{PLAIN}`
     /// (4096 iterations, a salt derived from the user name given to
     /// [`StoredPassword::with_user`], or from the empty name when none was).
@@ -315,16 +379,10 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, PasswordError> {
     let data = match scheme {
         Scheme::Argon2id => hash_argon2id(password)?,
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => {
-            let mut raw = [0u8; SALT_LEN];
-            random(&mut raw)?;
-            let salt: String = raw
-                .iter()
-                .map(|b| char::from(CRYPT_B64[usize::from(b & 63)]))
-                .collect();
             let crypt = ShaCrypt {
                 sha512: scheme == Scheme::Sha512Crypt,
                 rounds: sha_crypt::ROUNDS_DEFAULT,
-                salt,
+                salt: crypt_salt()?,
                 hash: String::new(),
             };
             let hash = crypt.compute(password)?;
@@ -397,6 +455,75 @@ pub fn decoy() -> Option<&'static StoredPassword> {
         .as_ref()
 }
 
+/// The decoys a login for a name no one has (or one without a usable
+/// password) is checked against, so that its `535` takes as long as a real
+/// user's. One fixed decoy would not do when the users' hashes differ in cost
+/// (SHA-crypt users imported next to Argon2 ones): every user whose hash
+/// costs less, or more, than the decoy would be told apart by the time. So
+/// each name gets the cost of one of the users, picked by a keyed hash of the
+/// name: the same for every attempt with that name, and spread over the costs
+/// as the users are. Each cost's decoy is made on first use.
+pub struct Decoys {
+    /// For each user with a usable password, in file order, its cost's index
+    /// into `costs`.
+    users: Vec<usize>,
+    /// Each distinct cost: a user's password as the model, and its decoy.
+    costs: Vec<(StoredPassword, std::sync::OnceLock<Option<StoredPassword>>)>,
+}
+
+impl Decoys {
+    /// The decoys for these users' passwords.
+    pub fn new(passwords: impl IntoIterator<Item = StoredPassword>) -> Self {
+        let mut users = Vec::new();
+        let mut costs: Vec<(StoredPassword, std::sync::OnceLock<Option<StoredPassword>>)> =
+            Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for p in passwords {
+            let cost = p.cost();
+            let i = match names.iter().position(|c| *c == cost) {
+                Some(i) => i,
+                None => {
+                    names.push(cost);
+                    costs.push((p, std::sync::OnceLock::new()));
+                    costs.len() - 1
+                }
+            };
+            users.push(i);
+        }
+        Self { users, costs }
+    }
+
+    /// The decoy for `name` (`user@domain`, lower case), chosen with the
+    /// process's secret `key`. Slow the first time for each cost (it is
+    /// hashed then): call it off the async threads. Without users, the
+    /// default-cost [`decoy`]; `None` only if the random source failed.
+    pub fn for_name(&self, key: &[u8], name: &str) -> Option<&StoredPassword> {
+        if self.users.is_empty() {
+            return decoy();
+        }
+        let digest = Sha256::new()
+            .chain_update(b"pillarbox auth decoy\0")
+            .chain_update(key)
+            .chain_update(b"\0")
+            .chain_update(name.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        // The modulo's bias is below 2^-40 for any users file.
+        let pick = (u64::from_le_bytes(first) % self.users.len() as u64) as usize;
+        let (model, cell) = &self.costs[self.users[pick]];
+        match cell.get_or_init(|| model.decoy_like()) {
+            Some(d) => Some(d),
+            None => decoy(),
+        }
+    }
+
+    /// The distinct costs among the users (`cost()` of each).
+    pub fn costs(&self) -> Vec<String> {
+        self.costs.iter().map(|(m, _)| m.cost()).collect()
+    }
+}
+
 fn random(buf: &mut [u8]) -> Result<(), PasswordError> {
     getrandom::getrandom(buf).map_err(|e| PasswordError::Random(e.to_string()))
 }
@@ -426,18 +553,37 @@ fn verify_argon2id(phc: &str, password: &str) -> bool {
 }
 
 fn hash_argon2id(password: &str) -> Result<String, PasswordError> {
+    let params = argon2::Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(32))
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    argon2id_with(password, params, argon2::Version::V0x13)
+}
+
+/// `password` hashed by Argon2id with these parameters and a fresh salt.
+fn argon2id_with(
+    password: &str,
+    params: argon2::Params,
+    version: argon2::Version,
+) -> Result<String, PasswordError> {
     use argon2::PasswordHasher as _;
     let mut raw = [0u8; SALT_LEN];
     random(&mut raw)?;
     let salt = argon2::password_hash::SaltString::encode_b64(&raw)
         .map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let params = argon2::Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(32))
-        .map_err(|e| PasswordError::Hash(e.to_string()))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, version, params);
     argon
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// A fresh SHA-crypt salt: 16 crypt-base64 characters.
+fn crypt_salt() -> Result<String, PasswordError> {
+    let mut raw = [0u8; SALT_LEN];
+    random(&mut raw)?;
+    Ok(raw
+        .iter()
+        .map(|b| char::from(CRYPT_B64[usize::from(b & 63)]))
+        .collect())
 }
 
 fn parse_sha_crypt(data: &str, sha512: bool) -> Result<ShaCrypt, PasswordError> {
@@ -926,6 +1072,120 @@ mod tests {
         let text = format!("{stored:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("Plain"), "{text}");
+    }
+
+    #[test]
+    fn a_decoy_like_a_password_has_its_scheme_and_cost_and_admits_no_one() {
+        let argon = argon2id_with(
+            "pw",
+            argon2::Params::new(1024, 1, 2, Some(32)).unwrap(),
+            argon2::Version::V0x10,
+        )
+        .unwrap();
+        let mut sha = ShaCrypt {
+            sha512: true,
+            rounds: 7000,
+            salt: crypt_salt().unwrap(),
+            hash: String::new(),
+        };
+        sha.hash = sha.compute("pw").unwrap();
+        let blf = bcrypt::hash_with_salt("pw", 5, [7u8; SALT_LEN])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let scram = scram_keys("pw", &[1u8; SALT_LEN], 8192);
+        let models = [
+            format!("{{ARGON2ID}}{argon}"),
+            format!("{{SHA512-CRYPT}}$6$rounds=7000${}${}", sha.salt, sha.hash),
+            format!("{{BLF-CRYPT}}{blf}"),
+            format!(
+                "{{SCRAM-SHA-256}}8192,{},{},{}",
+                B64.encode(&scram.salt),
+                B64.encode(scram.stored_key),
+                B64.encode(scram.server_key)
+            ),
+            hash(Scheme::CramMd5, "pw").unwrap(),
+            hash(Scheme::Plain, "pw").unwrap(),
+        ];
+        let costs = [
+            "$argon2id$v=16$m=1024,t=1,p=2",
+            "$6$rounds=7000",
+            "$2y$05",
+            "{SCRAM-SHA-256}8192",
+            "{CRAM-MD5}",
+            "{PLAIN}",
+        ];
+        for (field, cost) in models.iter().zip(costs) {
+            let model = StoredPassword::parse(field).unwrap();
+            assert!(model.verify("pw"), "{field}");
+            assert_eq!(model.cost(), cost, "{field}");
+            let decoy = model.decoy_like().expect("a decoy");
+            assert_eq!(decoy.scheme(), model.scheme(), "{field}");
+            assert_eq!(decoy.cost(), cost, "{field}");
+            for guess in ["", "pw", "password"] {
+                assert!(!decoy.verify(guess), "{field} admits {guess:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_name_gets_a_users_cost_the_same_every_time_spread_as_the_users_are() {
+        let sha = |rounds: usize, pw: &str| {
+            let mut c = ShaCrypt {
+                sha512: true,
+                rounds,
+                salt: crypt_salt().unwrap(),
+                hash: String::new(),
+            };
+            c.hash = c.compute(pw).unwrap();
+            StoredPassword::parse(&format!("$6$rounds={rounds}${}${}", c.salt, c.hash)).unwrap()
+        };
+        // Three users at 1,000 rounds, one at 2,000.
+        let users = vec![
+            sha(1000, "a"),
+            sha(2000, "b"),
+            sha(1000, "c"),
+            sha(1000, "d"),
+        ];
+        let decoys = Decoys::new(users);
+        assert_eq!(decoys.costs(), ["$6$rounds=1000", "$6$rounds=2000"]);
+        let key = b"0123456789abcdef0123456789abcdef";
+        let mut cheap = 0;
+        for i in 0..200 {
+            let name = format!("nobody{i}@example.test");
+            let d = decoys.for_name(key, &name).expect("a decoy");
+            let again = decoys.for_name(key, &name).unwrap();
+            assert!(std::ptr::eq(d, again), "{name} changed decoy");
+            assert_eq!(d.scheme(), Scheme::Sha512Crypt);
+            match d.cost().as_str() {
+                "$6$rounds=1000" => cheap += 1,
+                "$6$rounds=2000" => {}
+                other => panic!("{name} got the cost {other}"),
+            }
+            for guess in ["a", "b", "c", "d", ""] {
+                assert!(!d.verify(guess), "{name}'s decoy admits {guess:?}");
+            }
+        }
+        // About three in four (150 of 200); a fixed key makes the count fixed.
+        assert!(
+            (120..=180).contains(&cheap),
+            "{cheap} of 200 at the cheaper cost"
+        );
+        // Another key picks otherwise for some names.
+        let other = b"fedcba9876543210fedcba9876543210";
+        assert!((0..200).any(|i| {
+            let name = format!("nobody{i}@example.test");
+            decoys.for_name(key, &name).unwrap().cost()
+                != decoys.for_name(other, &name).unwrap().cost()
+        }));
+    }
+
+    #[test]
+    fn without_users_the_decoy_is_a_new_hashs_cost() {
+        let decoys = Decoys::new(Vec::new());
+        let d = decoys
+            .for_name(b"k", "nobody@example.test")
+            .expect("a decoy");
+        assert!(std::ptr::eq(d, decoy().unwrap()));
     }
 
     #[test]
