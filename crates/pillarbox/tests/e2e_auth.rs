@@ -71,17 +71,19 @@ fn server_with(extra: &str, users: &[(&str, &str, &str)]) -> (TestDir, Server, u
         .collect();
     fs::write(&users, text).unwrap();
     let server = dir.start();
-    let port = |proto: &str| -> u16 {
-        server
-            .startup
-            .iter()
-            .find_map(|l| l.strip_prefix(&format!("listening {proto} ")))
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no {proto} listener in {:?}", server.startup))
-    };
-    let (sub, subs) = (port("submission"), port("submissions"));
+    let (sub, subs) = (port(&server, "submission"), port(&server, "submissions"));
     (dir, server, sub, subs)
+}
+
+/// The port of `server`'s listener for `proto`, from its startup lines.
+fn port(server: &Server, proto: &str) -> u16 {
+    server
+        .startup
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("listening {proto} ")))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no {proto} listener in {:?}", server.startup))
 }
 
 fn swaks(args: &[&str]) -> std::process::Output {
@@ -494,5 +496,47 @@ fn a_user_added_while_running_can_log_in_without_a_restart() {
         dir.log().contains(&format!("line={n}")) && dir.log().contains("users file:"),
         "the broken line is named with its number: {}",
         dir.log()
+    );
+}
+
+/// Starts SCRAM-SHA-256 for `user` over implicit TLS and prints the salt of
+/// the server-first message.
+const SCRAM_SALT: &str = "import smtplib, ssl, sys, base64\n\
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20); s.ehlo()\n\
+first = base64.b64encode(('n,,n=' + sys.argv[2] + ',r=clientnonce').encode()).decode()\n\
+code, msg = s.docmd('AUTH', 'SCRAM-SHA-256 ' + first)\n\
+assert code == 334, (code, msg)\n\
+fields = dict(f.split('=', 1) for f in base64.b64decode(msg).decode().split(','))\n\
+print('salt=' + fields['s'])\n";
+
+fn scram_salt(server: &Server, user: &str) -> String {
+    let out = run_python(
+        SCRAM_SALT,
+        &[&port(server, "submissions").to_string(), user],
+    );
+    let t = transcript(&out);
+    assert!(out.status.success(), "{t}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("salt=").map(str::to_string))
+        .unwrap_or_else(|| panic!("no salt: {t}"))
+}
+
+#[test]
+fn an_unknown_users_scram_salt_survives_a_restart_as_a_real_users_does() {
+    let (dir, server, _, _) = server_with("", &[CAROL]);
+    let carol = scram_salt(&server, "carol@example.test");
+    let nobody = scram_salt(&server, "nobody@example.test");
+    // The same name gets the same salt on every attempt.
+    assert_eq!(scram_salt(&server, "nobody@example.test"), nobody);
+    assert_ne!(scram_salt(&server, "someone@example.test"), nobody);
+    drop(server);
+    let server = dir.start();
+    assert_eq!(scram_salt(&server, "carol@example.test"), carol);
+    assert_eq!(
+        scram_salt(&server, "nobody@example.test"),
+        nobody,
+        "a restart would tell the unknown name from carol"
     );
 }

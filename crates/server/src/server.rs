@@ -49,7 +49,8 @@ pub struct Shared {
     /// Greylisting, AUTH failures and bans, mailbox locks: `<data_dir>/state.sqlite`.
     pub state: pillarbox_store::state::StateDb,
     pub greylist: pillarbox_store::greylist::GreylistConfig,
-    /// A secret for the whole process: decoy SCRAM salts for unknown users.
+    /// The AUTH decoy key, kept in the state database across restarts: decoy
+    /// SCRAM salts and decoy costs for unknown users.
     pub decoy_key: Vec<u8>,
     /// Locked and disabled mailboxes, cached until the state database changes.
     pub mailbox_states: crate::recipients::MailboxStates,
@@ -162,12 +163,15 @@ impl Server {
         } else {
             None
         };
-        let mut decoy_key = vec![0u8; 32];
-        getrandom::getrandom(&mut decoy_key).map_err(|e| {
+        // Kept in the state database: an unknown name's SCRAM salt and decoy
+        // cost stay the same across restarts, as a real user's do.
+        let mut random = vec![0u8; 32];
+        getrandom::getrandom(&mut random).map_err(|e| {
             StartError::Init(format!(
                 "cannot draw random bytes for the AUTH decoy key: {e}"
             ))
         })?;
+        let decoy_key = state.secret("auth decoy key", || random)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 disk: DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve),

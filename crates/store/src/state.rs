@@ -7,7 +7,10 @@
 //! * greylisting triplets and auto-whitelisted client networks (`450 4.2.0`); the
 //!   decisions are in [`crate::greylist`], this module only stores the records;
 //! * authentication failures and bans (`421 4.7.0 too many authentication failures`),
-//!   storage only: the server's policy decides what counts and when to ban.
+//!   storage only: the server's policy decides what counts and when to ban;
+//! * the server's secrets that must outlive a restart (the AUTH decoy key: an
+//!   unknown user's SCRAM salt and decoy cost must not change when the server
+//!   restarts, or a restart tells unknown names from users).
 //!
 //! Time is always passed in as unix seconds, never read here, so callers and tests
 //! control the clock.
@@ -83,6 +86,13 @@ const MIGRATIONS: &[&str] = &[
         ip     TEXT NOT NULL PRIMARY KEY,
         reason TEXT NOT NULL,
         until  INTEGER            -- unix seconds; NULL: until unbanned
+    ) WITHOUT ROWID;
+    ",
+    // Version 2.
+    "
+    CREATE TABLE secret (
+        name  TEXT NOT NULL PRIMARY KEY,
+        value BLOB NOT NULL
     ) WITHOUT ROWID;
     ",
 ];
@@ -311,6 +321,38 @@ impl StateDb {
         // A panic while holding the lock cannot leave SQLite half-way: an unfinished
         // rusqlite transaction rolls back when dropped. So a poisoned lock is usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- secrets ------------------------------------------------------------------
+
+    /// The secret called `name`: the one stored, or else `fresh()`, stored now
+    /// and returned. Two processes asking at once get the same value.
+    pub fn secret(
+        &self,
+        name: &str,
+        fresh: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, StateError> {
+        self.with("read or store a secret", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found: Option<Vec<u8>> = tx
+                .query_row("SELECT value FROM secret WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let value = match found {
+                Some(v) => v,
+                None => {
+                    let v = fresh();
+                    tx.execute(
+                        "INSERT INTO secret (name, value) VALUES (?1, ?2)",
+                        params![name, v],
+                    )?;
+                    v
+                }
+            };
+            tx.commit()?;
+            Ok(value)
+        })
     }
 
     // ---- mailbox state ------------------------------------------------------------
@@ -751,6 +793,45 @@ mod tests {
                 reason: "left".into()
             }
         );
+    }
+
+    #[test]
+    fn a_secret_is_made_once_and_kept_across_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.sqlite");
+        let first = StateDb::open(&path)
+            .expect("open")
+            .secret("k", || vec![1, 2, 3])
+            .expect("secret");
+        assert_eq!(first, [1, 2, 3]);
+        let db = StateDb::open(&path).expect("reopen");
+        let again = db.secret("k", || panic!("made again")).expect("secret");
+        assert_eq!(again, [1, 2, 3]);
+        assert_eq!(db.secret("other", || vec![9]).expect("secret"), [9]);
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_keeping_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+            conn.pragma_update(None, "user_version", 1).expect("set");
+            conn.execute(
+                "INSERT INTO mailbox_disabled (mailbox, reason) VALUES ('a@example.test', 'left')",
+                [],
+            )
+            .expect("insert");
+        }
+        let db = StateDb::open(&path).expect("upgrade");
+        assert_eq!(
+            db.mailbox_state("a@example.test", 0).expect("state"),
+            MailboxState::Disabled {
+                reason: "left".into()
+            }
+        );
+        assert_eq!(db.secret("k", || vec![7]).expect("secret"), [7]);
     }
 
     #[test]
