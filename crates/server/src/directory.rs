@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use pillarbox_store::password::Decoys;
+use pillarbox_store::password::{Decoys, StoredPassword};
 use pillarbox_store::UserDirectory;
 
 /// How often the file's modification time is looked at, at most.
@@ -18,13 +18,9 @@ pub struct MechanismSupport {
 }
 
 impl MechanismSupport {
-    fn of(dir: &UserDirectory) -> Self {
+    fn of(passwords: &[StoredPassword]) -> Self {
         use pillarbox_store::password::Scheme;
-        let schemes: Vec<Scheme> = dir
-            .iter()
-            .filter_map(|u| u.stored_password().ok())
-            .map(|p| p.scheme())
-            .collect();
+        let schemes: Vec<Scheme> = passwords.iter().map(|p| p.scheme()).collect();
         if schemes.is_empty() {
             return Self::default();
         }
@@ -103,11 +99,15 @@ impl Directory {
                 return st.dir.clone();
             }
         };
-        let decoys = Arc::new(Decoys::new(
-            dir.iter().filter_map(|u| u.stored_password().ok()),
-        ));
+        // Every usable password, parsed once for both.
+        let passwords: Vec<StoredPassword> = dir
+            .iter()
+            .filter_map(|u| u.stored_password().ok())
+            .collect();
+        let support = MechanismSupport::of(&passwords);
+        let decoys = Arc::new(Decoys::new(passwords));
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.support = MechanismSupport::of(&dir);
+        st.support = support;
         st.decoys = decoys;
         st.dir = dir.clone();
         st.healthy = true;

@@ -519,7 +519,8 @@ impl Decoys {
     }
 
     /// The distinct costs among the users (`cost()` of each).
-    pub fn costs(&self) -> Vec<String> {
+    #[cfg(test)]
+    fn costs(&self) -> Vec<String> {
         self.costs.iter().map(|(m, _)| m.cost()).collect()
     }
 }
