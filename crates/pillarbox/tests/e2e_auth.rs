@@ -499,8 +499,8 @@ fn a_user_added_while_running_can_log_in_without_a_restart() {
     );
 }
 
-/// Starts SCRAM-SHA-256 for `user` over implicit TLS and prints the salt of
-/// the server-first message.
+/// Starts SCRAM-SHA-256 for `user` over implicit TLS and prints the salt and
+/// the iteration count of the server-first message.
 const SCRAM_SALT: &str = "import smtplib, ssl, sys, base64\n\
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
 s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20); s.ehlo()\n\
@@ -508,19 +508,29 @@ first = base64.b64encode(('n,,n=' + sys.argv[2] + ',r=clientnonce').encode()).de
 code, msg = s.docmd('AUTH', 'SCRAM-SHA-256 ' + first)\n\
 assert code == 334, (code, msg)\n\
 fields = dict(f.split('=', 1) for f in base64.b64decode(msg).decode().split(','))\n\
-print('salt=' + fields['s'])\n";
+print('salt=' + fields['s'])\n\
+print('i=' + fields['i'])\n";
 
-fn scram_salt(server: &Server, user: &str) -> String {
+/// The salt and the iteration count SCRAM-SHA-256 announces for `user`.
+fn scram_first(server: &Server, user: &str) -> (String, String) {
     let out = run_python(
         SCRAM_SALT,
         &[&port(server, "submissions").to_string(), user],
     );
     let t = transcript(&out);
     assert!(out.status.success(), "{t}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("salt=").map(str::to_string))
-        .unwrap_or_else(|| panic!("no salt: {t}"))
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name}: {t}"))
+    };
+    (field("salt="), field("i="))
+}
+
+fn scram_salt(server: &Server, user: &str) -> String {
+    scram_first(server, user).0
 }
 
 #[test]
@@ -539,4 +549,23 @@ fn an_unknown_users_scram_salt_survives_a_restart_as_a_real_users_does() {
         nobody,
         "a restart would tell the unknown name from carol"
     );
+}
+
+#[test]
+fn an_unknown_users_scram_iterations_are_the_users_own() {
+    // erin's secret, made with 8,192 iterations (Python's hashlib; `doveadm
+    // pw -t` verifies it), where new hashes and the default decoy use 4,096.
+    const ERIN: &str = "erin@example.test:{SCRAM-SHA-256}8192,AAECAwQFBgcICQoLDA0ODw==,\
+SdcC22DTi3CBujS/S2qFxFiiqeUpKOWMn/bsn308n0w=,bo1gW8FfoN4ZRCtvVyxIForPpdOpNUzSfHHAhiehLYQ=::::::\n";
+    let dir = TestDir::new(&Config {
+        users: Vec::new(),
+        ..Config::default()
+    });
+    dir.append_config(LISTENERS);
+    fs::write(dir.path().join("users"), ERIN).unwrap();
+    let server = dir.start();
+    let (_, erin) = scram_first(&server, "erin@example.test");
+    assert_eq!(erin, "8192");
+    let (_, nobody) = scram_first(&server, "nobody@example.test");
+    assert_eq!(nobody, erin, "i= tells the unknown name from erin");
 }

@@ -50,6 +50,10 @@ pub struct AuthPolicy {
     pub nonce: String,
     /// A server-wide secret for decoy SCRAM salts of unknown users.
     pub decoy_key: Vec<u8>,
+    /// The iteration count a decoy SCRAM secret announces: the one the
+    /// users' own secrets have, so `i=` does not tell unknown names apart.
+    /// 0: 4096 (RFC 7677's minimum, Dovecot's default).
+    pub decoy_scram_iterations: u32,
 }
 
 impl Default for SessionConfig {
@@ -901,13 +905,14 @@ impl Session {
         };
         self.auth_attempts += 1;
         let nonce = format!("{}{}", self.cfg.auth.nonce, self.auth_attempts);
-        let (exchange, step) = ServerExchange::start(
+        let (mut exchange, step) = ServerExchange::start(
             mech,
             initial,
             &nonce,
             &self.cfg.hostname,
             &self.cfg.auth.decoy_key,
         );
+        exchange.set_decoy_iterations(self.cfg.auth.decoy_scram_iterations);
         self.sasl = Some(Box::new(exchange));
         self.sasl_authcid = None;
         self.sasl_step(step);

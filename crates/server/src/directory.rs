@@ -15,6 +15,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub struct MechanismSupport {
     pub cram_md5: bool,
     pub scram_sha256: bool,
+    /// The SCRAM iteration count most users' secrets have (0: no user has
+    /// one): what an unknown name's decoy secret announces.
+    pub scram_iterations: u32,
 }
 
 impl MechanismSupport {
@@ -24,6 +27,16 @@ impl MechanismSupport {
         if schemes.is_empty() {
             return Self::default();
         }
+        let mut counts: Vec<(u32, usize)> = Vec::new();
+        for i in passwords
+            .iter()
+            .filter_map(StoredPassword::scram_iterations)
+        {
+            match counts.iter_mut().find(|(n, _)| *n == i) {
+                Some((_, seen)) => *seen += 1,
+                None => counts.push((i, 1)),
+            }
+        }
         Self {
             cram_md5: schemes
                 .iter()
@@ -31,6 +44,10 @@ impl MechanismSupport {
             scram_sha256: schemes
                 .iter()
                 .all(|s| matches!(s, Scheme::ScramSha256 | Scheme::Plain)),
+            scram_iterations: counts
+                .iter()
+                .max_by_key(|(_, seen)| *seen)
+                .map_or(0, |(n, _)| *n),
         }
     }
 }

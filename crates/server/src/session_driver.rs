@@ -749,6 +749,7 @@ fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
             .collect();
         policy.nonce = session_nonce();
         policy.decoy_key = shared.decoy_key.clone();
+        policy.decoy_scram_iterations = support.scram_iterations;
     }
     policy
 }

@@ -353,6 +353,16 @@ impl StoredPassword {
         }
     }
 
+    /// The PBKDF2 iteration count of the SCRAM-SHA-256 keys
+    /// [`scram_sha256`](Self::scram_sha256) gives, without computing them.
+    pub fn scram_iterations(&self) -> Option<u32> {
+        match &self.stored {
+            Stored::Scram(secret) => Some(secret.iterations),
+            Stored::Plain(_) => Some(SCRAM_ITERATIONS),
+            _ => None,
+        }
+    }
+
     /// The HMAC-MD5 states for CRAM-MD5, from `{CRAM-MD5}` or computed from
     /// `{PLAIN}`. `None` for the other schemes.
     pub fn cram_md5(&self) -> Option<CramMd5Secret> {

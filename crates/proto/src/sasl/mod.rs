@@ -256,6 +256,8 @@ pub struct ServerExchange {
     mechanism: Mechanism,
     nonce: String,
     decoy_key: Vec<u8>,
+    /// What a decoy SCRAM secret announces; 0: the default.
+    decoy_iterations: u32,
     state: ServerState,
 }
 
@@ -269,10 +271,12 @@ impl ServerExchange {
     ///   other characters are dropped), e.g. base64 of 18 random bytes and,
     ///   for CRAM-MD5, a timestamp: `<nonce>.<unix seconds>`.
     /// - `hostname`: the server's name, for the CRAM-MD5 challenge.
-    /// - `decoy_key`: bytes the driver keeps secret and stable for the
-    ///   process's life (e.g. random at start-up): an unknown SCRAM user
-    ///   gets a salt derived from it and the user name, the same on every
-    ///   attempt as a real user's, so a probe cannot tell users apart.
+    /// - `decoy_key`: bytes the driver keeps secret and stable, across
+    ///   restarts too (Pillarbox keeps them in its state database): an
+    ///   unknown SCRAM user gets a salt derived from it and the user name,
+    ///   the same on every attempt as a real user's, so a probe cannot tell
+    ///   users apart. [`ServerExchange::set_decoy_iterations`] sets the
+    ///   iteration count it announces.
     pub fn start(
         mechanism: Mechanism,
         initial_response: Option<&str>,
@@ -284,6 +288,7 @@ impl ServerExchange {
             mechanism,
             nonce: scram::clean_nonce(nonce),
             decoy_key: decoy_key.to_vec(),
+            decoy_iterations: 0,
             state: ServerState::Done,
         };
         let initial = match initial_response.map(str::trim_ascii) {
@@ -402,6 +407,13 @@ impl ServerExchange {
         }
     }
 
+    /// The iteration count a decoy SCRAM secret (for an unknown user)
+    /// announces: what the users' own secrets have, so that `i=` does not
+    /// tell them apart. 0 (the default): 4096.
+    pub fn set_decoy_iterations(&mut self, iterations: u32) {
+        self.decoy_iterations = iterations;
+    }
+
     /// The directory's answer to a [`ServerStep::NeedSecret`]: the user's
     /// secret of the kind this mechanism uses, or `None` (unknown user, or a
     /// user whose stored scheme cannot serve this mechanism). A secret of the
@@ -429,8 +441,13 @@ impl ServerExchange {
                     Some(Secret::Scram(secret)) => Some(secret),
                     _ => None,
                 };
-                let server_first =
-                    scram::ServerFirst::new(client_first, secret, &self.nonce, &self.decoy_key);
+                let server_first = scram::ServerFirst::new(
+                    client_first,
+                    secret,
+                    &self.nonce,
+                    &self.decoy_key,
+                    self.decoy_iterations,
+                );
                 let step = ServerStep::Challenge(server_first.message().to_vec());
                 self.state = ServerState::ScramClientFinal(Box::new(server_first));
                 step

@@ -184,16 +184,21 @@ impl ServerFirst {
     /// Build the server-first-message. `secret` None (unknown user, or no
     /// SCRAM secret for that user) makes a decoy secret whose salt is derived
     /// from `decoy_key` and the user name: the same on every attempt, like a
-    /// real user's, and not computable without the key.
+    /// real user's, and not computable without the key. It announces
+    /// `decoy_iterations` (0: [`DECOY_ITERATIONS`]).
     pub(crate) fn new(
         client_first: ClientFirst,
         secret: Option<ScramSecret>,
         server_nonce: &str,
         decoy_key: &[u8],
+        decoy_iterations: u32,
     ) -> ServerFirst {
         let (secret, decoy) = match secret {
             Some(secret) => (secret, false),
-            None => (decoy_secret(decoy_key, &client_first.authcid), true),
+            None => (
+                decoy_secret(decoy_key, &client_first.authcid, decoy_iterations),
+                true,
+            ),
         };
         // RFC 5802 5.1: the nonce is the client's followed by our own.
         let nonce = format!("{}{}", client_first.client_nonce, clean_nonce(server_nonce));
@@ -266,7 +271,7 @@ impl ServerFirst {
     }
 }
 
-fn decoy_secret(key: &[u8], authcid: &str) -> ScramSecret {
+fn decoy_secret(key: &[u8], authcid: &str, iterations: u32) -> ScramSecret {
     let derive = |label: &[u8]| {
         hmac(
             key,
@@ -274,7 +279,11 @@ fn decoy_secret(key: &[u8], authcid: &str) -> ScramSecret {
         )
     };
     ScramSecret {
-        iterations: DECOY_ITERATIONS,
+        iterations: if iterations == 0 {
+            DECOY_ITERATIONS
+        } else {
+            iterations
+        },
         salt: derive(b"salt")[..DECOY_SALT_LEN].to_vec(),
         stored_key: derive(b"stored key"),
         server_key: derive(b"server key"),
@@ -390,10 +399,18 @@ mod tests {
 
     #[test]
     fn decoy_salt_is_stable_per_user_and_key() {
-        let a = decoy_secret(b"key", "nobody");
-        assert_eq!(a, decoy_secret(b"key", "nobody"));
-        assert_ne!(a.salt, decoy_secret(b"key", "other").salt);
-        assert_ne!(a.salt, decoy_secret(b"other key", "nobody").salt);
+        let a = decoy_secret(b"key", "nobody", 0);
+        assert_eq!(a, decoy_secret(b"key", "nobody", 0));
+        assert_ne!(a.salt, decoy_secret(b"key", "other", 0).salt);
+        assert_ne!(a.salt, decoy_secret(b"other key", "nobody", 0).salt);
         assert_eq!(a.salt.len(), DECOY_SALT_LEN);
+    }
+
+    #[test]
+    fn decoy_announces_the_iterations_it_is_given_or_4096() {
+        assert_eq!(decoy_secret(b"key", "nobody", 0).iterations, 4096);
+        let a = decoy_secret(b"key", "nobody", 12_000);
+        assert_eq!(a.iterations, 12_000);
+        assert_eq!(a.salt, decoy_secret(b"key", "nobody", 0).salt);
     }
 }
