@@ -501,7 +501,7 @@ fn a_user_added_while_running_can_log_in_without_a_restart() {
 
 /// Starts SCRAM-SHA-256 for `user` over implicit TLS and prints the salt and
 /// the iteration count of the server-first message.
-const SCRAM_SALT: &str = "import smtplib, ssl, sys, base64\n\
+const SCRAM_FIRST: &str = "import smtplib, ssl, sys, base64\n\
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
 s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20); s.ehlo()\n\
 first = base64.b64encode(('n,,n=' + sys.argv[2] + ',r=clientnonce').encode()).decode()\n\
@@ -514,7 +514,7 @@ print('i=' + fields['i'])\n";
 /// The salt and the iteration count SCRAM-SHA-256 announces for `user`.
 fn scram_first(server: &Server, user: &str) -> (String, String) {
     let out = run_python(
-        SCRAM_SALT,
+        SCRAM_FIRST,
         &[&port(server, "submissions").to_string(), user],
     );
     let t = transcript(&out);

@@ -58,32 +58,43 @@ pub async fn check_password(shared: &Shared, authcid: &str, password: String) ->
     if stored.as_ref().is_some_and(|s| s.scheme() == Scheme::Plain) {
         tracing::warn!(user = %authcid, "password stored as {{PLAIN}}; rehash it with `pillarbox users passwd`");
     }
-    let decoy = match stored {
-        Some(_) => None,
+    let against = match stored {
+        Some(s) => Against::User(s),
         None => {
             let (user, domain) = account(shared, authcid);
-            Some((
-                shared.users.decoys(),
-                shared.decoy_key.clone(),
-                format!("{user}@{domain}"),
-            ))
+            Against::Decoy {
+                decoys: shared.users.decoys(),
+                key: shared.decoy_key.clone(),
+                name: format!("{user}@{domain}"),
+            }
         }
     };
-    let verify = move || match (stored, decoy) {
-        (Some(s), _) => s.verify(&password),
-        (None, Some((decoys, key, name))) => {
+    let verify = move || match against {
+        Against::User(s) => s.verify(&password),
+        Against::Decoy { decoys, key, name } => {
             if let Some(d) = decoys.for_name(&key, &name) {
                 d.verify(&password);
             }
             false
         }
-        (None, None) => false,
     };
     match tokio::task::spawn_blocking(verify).await {
         Ok(true) => Answer::Accept,
         Ok(false) => Answer::Invalid,
         Err(_) => Answer::Refuse(Row::AuthTemporary.reply()),
     }
+}
+
+/// What a PLAIN/LOGIN password is checked against.
+enum Against {
+    /// The user's stored password.
+    User(pillarbox_store::password::StoredPassword),
+    /// No usable password: the decoy for this name, and the answer is no.
+    Decoy {
+        decoys: std::sync::Arc<pillarbox_store::password::Decoys>,
+        key: Vec<u8>,
+        name: String,
+    },
 }
 
 /// AUTH CRAM-MD5/SCRAM-SHA-256: the secret the mechanism needs, if the

@@ -321,16 +321,9 @@ impl StoredPassword {
             }
             Stored::BlfCrypt(h) => {
                 let cost = h.parse::<bcrypt::HashParts>().ok()?.get_cost();
-                let mut salt = [0u8; SALT_LEN];
-                random(&mut salt).ok()?;
-                let hash = bcrypt::hash_with_salt(&secret, cost, salt).ok()?;
-                Stored::BlfCrypt(hash.format_for_version(bcrypt::Version::TwoY))
+                Stored::BlfCrypt(bcrypt_with(&secret, cost).ok()?)
             }
-            Stored::Scram(s) => {
-                let mut salt = [0u8; SALT_LEN];
-                random(&mut salt).ok()?;
-                Stored::Scram(scram_keys(&secret, &salt, s.iterations))
-            }
+            Stored::Scram(s) => Stored::Scram(scram_with(&secret, s.iterations).ok()?),
             Stored::CramMd5(_) => Stored::CramMd5(cram_md5_states(&secret)),
             Stored::Plain(_) => Stored::Plain(secret),
         };
@@ -398,18 +391,9 @@ pub fn hash(scheme: Scheme, password: &str) -> Result<String, PasswordError> {
             let hash = crypt.compute(password)?;
             format!("${}${}${hash}", crypt.id(), crypt.salt)
         }
-        Scheme::BlfCrypt => {
-            let mut salt = [0u8; SALT_LEN];
-            random(&mut salt)?;
-            // `$2y$`, as `doveadm pw -s BLF-CRYPT` writes it.
-            bcrypt::hash_with_salt(password, BCRYPT_COST, salt)
-                .map_err(|e| PasswordError::Hash(e.to_string()))?
-                .format_for_version(bcrypt::Version::TwoY)
-        }
+        Scheme::BlfCrypt => bcrypt_with(password, BCRYPT_COST)?,
         Scheme::ScramSha256 => {
-            let mut salt = [0u8; SALT_LEN];
-            random(&mut salt)?;
-            let s = scram_keys(password, &salt, SCRAM_ITERATIONS);
+            let s = scram_with(password, SCRAM_ITERATIONS)?;
             format!(
                 "{},{},{},{}",
                 s.iterations,
@@ -477,24 +461,33 @@ pub struct Decoys {
     /// For each user with a usable password, in file order, its cost's index
     /// into `costs`.
     users: Vec<usize>,
-    /// Each distinct cost: a user's password as the model, and its decoy.
-    costs: Vec<(StoredPassword, std::sync::OnceLock<Option<StoredPassword>>)>,
+    /// Each distinct cost.
+    costs: Vec<Cost>,
+}
+
+/// One cost among the users: its [`StoredPassword::cost`], a user's password
+/// as the model, and the decoy made like it on first use.
+struct Cost {
+    name: String,
+    model: StoredPassword,
+    decoy: std::sync::OnceLock<Option<StoredPassword>>,
 }
 
 impl Decoys {
     /// The decoys for these users' passwords.
     pub fn new(passwords: impl IntoIterator<Item = StoredPassword>) -> Self {
         let mut users = Vec::new();
-        let mut costs: Vec<(StoredPassword, std::sync::OnceLock<Option<StoredPassword>>)> =
-            Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        for p in passwords {
-            let cost = p.cost();
-            let i = match names.iter().position(|c| *c == cost) {
+        let mut costs: Vec<Cost> = Vec::new();
+        for model in passwords {
+            let name = model.cost();
+            let i = match costs.iter().position(|c| c.name == name) {
                 Some(i) => i,
                 None => {
-                    names.push(cost);
-                    costs.push((p, std::sync::OnceLock::new()));
+                    costs.push(Cost {
+                        name,
+                        model,
+                        decoy: std::sync::OnceLock::new(),
+                    });
                     costs.len() - 1
                 }
             };
@@ -521,8 +514,8 @@ impl Decoys {
         first.copy_from_slice(&digest[..8]);
         // The modulo's bias is below 2^-40 for any users file.
         let pick = (u64::from_le_bytes(first) % self.users.len() as u64) as usize;
-        let (model, cell) = &self.costs[self.users[pick]];
-        match cell.get_or_init(|| model.decoy_like()) {
+        let cost = &self.costs[self.users[pick]];
+        match cost.decoy.get_or_init(|| cost.model.decoy_like()) {
             Some(d) => Some(d),
             None => decoy(),
         }
@@ -530,8 +523,8 @@ impl Decoys {
 
     /// The distinct costs among the users (`cost()` of each).
     #[cfg(test)]
-    fn costs(&self) -> Vec<String> {
-        self.costs.iter().map(|(m, _)| m.cost()).collect()
+    fn costs(&self) -> Vec<&str> {
+        self.costs.iter().map(|c| c.name.as_str()).collect()
     }
 }
 
@@ -585,6 +578,23 @@ fn argon2id_with(
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// `password` hashed by bcrypt at `cost` with a fresh salt, written `$2y$`
+/// as `doveadm pw -s BLF-CRYPT` writes it.
+fn bcrypt_with(password: &str, cost: u32) -> Result<String, PasswordError> {
+    let mut salt = [0u8; SALT_LEN];
+    random(&mut salt)?;
+    bcrypt::hash_with_salt(password, cost, salt)
+        .map(|h| h.format_for_version(bcrypt::Version::TwoY))
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// SCRAM-SHA-256 keys of `password` with `iterations` and a fresh salt.
+fn scram_with(password: &str, iterations: u32) -> Result<ScramSecret, PasswordError> {
+    let mut salt = [0u8; SALT_LEN];
+    random(&mut salt)?;
+    Ok(scram_keys(password, &salt, iterations))
 }
 
 /// A fresh SHA-crypt salt: 16 crypt-base64 characters.
