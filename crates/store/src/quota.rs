@@ -14,12 +14,16 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// Maildir++: a `maildirsize` larger than this is recalculated.
 const MAX_FILE: u64 = 5120;
 /// Maildir++: an over-quota `maildirsize` older than this is recalculated.
 const STALE_WHEN_OVER: Duration = Duration::from_secs(15 * 60);
+/// A last line without its newline in a file written this recently is an
+/// append in progress; in an older file, a crash tore it.
+const IN_FLIGHT: Duration = Duration::from_secs(5);
 /// The file's name in the Maildir root.
 pub const FILE: &str = "maildirsize";
 
@@ -123,64 +127,115 @@ fn dovecot_size(v: &str, default_unit: u64) -> Option<u64> {
 /// The usage of the Maildir at `maildir`, from `maildirsize`, rebuilt when the
 /// Maildir++ rules say so.
 pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
-    usage_stamped(maildir, limit).map(|(u, _)| u)
+    usage_stamped(maildir, limit, None).map(|(u, _)| u)
 }
 
-/// [`usage`], with the stamp of the file as it was before it was read (so a
-/// change made while reading makes the stamp stale, never the figure), or
-/// `None` when the file was rebuilt.
-fn usage_stamped(maildir: &Path, limit: &QuotaLimit) -> io::Result<(Usage, Option<Stamp>)> {
-    let path = maildir.join(FILE);
-    let read = || -> io::Result<(String, fs::Metadata)> {
-        let mut f = fs::File::open(&path)?;
-        let meta = f.metadata()?;
-        let mut text = String::with_capacity(meta.len() as usize + 64);
-        io::Read::read_to_string(&mut f, &mut text)?;
-        Ok((text, meta))
-    };
+/// [`usage`], with the stamp of the file the figure was summed from, or `None`
+/// when the file was rebuilt or changed while it was read (the figure then
+/// counts bytes the stamp does not: caching the pair would let our next
+/// append's line be counted twice). `turn` is the one our appends to this
+/// Maildir take, held while a long file is compacted.
+fn usage_stamped(
+    maildir: &Path,
+    limit: &QuotaLimit,
+    turn: Option<&Mutex<()>>,
+) -> io::Result<(Usage, Option<Stamp>)> {
     // A rebuilt file has no stamp worth keeping: the next check reads it.
     let rebuild = || recalc(maildir, limit).map(|u| (u, None));
-    let Ok((text, meta)) = read() else {
+    let Ok((_, text, meta)) = read_file(maildir) else {
         return rebuild();
     };
+    let Some((u, whole)) = sum(&text, limit) else {
+        return rebuild();
+    };
+    // Appends only lengthen the file: a read that got exactly the length
+    // stamped before it, all in whole lines, summed exactly the stamped file.
+    let exact = whole == text.len() && text.len() as u64 == meta.len();
     let stamp = Stamp::of(&meta);
-    let mut lines = text.lines();
-    let header_ok = lines
-        .next()
-        .and_then(QuotaLimit::parse_header)
-        .is_some_and(|h| h == *limit);
-    if !header_ok {
+    if whole < text.len() && stamp.age() > IN_FLIGHT {
+        // A line left torn by a crash, not one being appended: rebuild
+        // rather than guess (and before the next append runs into it).
         return rebuild();
     }
-    let (mut bytes, mut count) = (0i64, 0i64);
-    for line in lines {
-        let mut it = line.split_whitespace();
-        let (Some(b), Some(c)) = (it.next(), it.next()) else {
-            // A torn append (crash mid-write): rebuild rather than guess.
-            return rebuild();
-        };
-        let (Ok(b), Ok(c)) = (b.parse::<i64>(), c.parse::<i64>()) else {
-            return rebuild();
-        };
-        bytes = bytes.saturating_add(b);
-        count = count.saturating_add(c);
-    }
-    let u = Usage {
-        bytes: bytes.max(0) as u64,
-        messages: count.max(0) as u64,
-    };
     if meta.len() > MAX_FILE {
         // Maildir++ rebuilds a file this long. Rebuilding by rescanning the
         // Maildir costs a readdir of every message each few hundred deliveries;
         // the sum of its own lines is the same figure, so write that instead.
         // (An over-quota file older than 15 minutes is still rescanned below.)
-        write_file(maildir, limit, u)?;
-        return Ok((u, None));
+        return compact(maildir, limit, turn).map(|u| (u, None));
     }
-    if stamp.is_stale() && limit.would_exceed(u, 0, 0) {
+    if stamp.age() > STALE_WHEN_OVER && limit.would_exceed(u, 0, 0) {
         return rebuild();
     }
-    Ok((u, Some(stamp)))
+    Ok((u, exact.then_some(stamp)))
+}
+
+/// Replaces a long file by its sum. Our appends wait meanwhile and the file is
+/// read again under that turn, or a line appended to the old file after it
+/// was read would be lost with it; another writer's (Dovecot's expunge) lines
+/// appended to the old file while it is replaced are carried over.
+fn compact(maildir: &Path, limit: &QuotaLimit, turn: Option<&Mutex<()>>) -> io::Result<Usage> {
+    let _turn = turn.map(|t| t.lock().unwrap_or_else(|p| p.into_inner()));
+    let Ok((mut old, text, _)) = read_file(maildir) else {
+        return recalc(maildir, limit);
+    };
+    let Some((u, whole)) = sum(&text, limit) else {
+        return recalc(maildir, limit);
+    };
+    write_file(maildir, limit, u)?;
+    let mut tail = text[whole..].to_string();
+    io::Read::read_to_string(&mut old, &mut tail)?;
+    let Some(more) = tail.rfind('\n').and_then(|end| sum_lines(&tail[..end])) else {
+        return Ok(u);
+    };
+    if more != (0, 0) {
+        append(maildir, limit, more.0, more.1)?;
+    }
+    Ok(add(u, more.0, more.1))
+}
+
+/// The file, opened and read to its end, with its metadata from before the read.
+fn read_file(maildir: &Path) -> io::Result<(fs::File, String, fs::Metadata)> {
+    let mut f = fs::File::open(maildir.join(FILE))?;
+    let meta = f.metadata()?;
+    let mut text = String::with_capacity(meta.len() as usize + 64);
+    io::Read::read_to_string(&mut f, &mut text)?;
+    Ok((f, text, meta))
+}
+
+/// The usage a file's text says and the length of its whole lines (a read can
+/// end inside a line another writer is appending: a write that crosses a page
+/// is seen page by page), or `None` when it must be rebuilt (not our limit
+/// line, or a line that does not parse).
+fn sum(text: &str, limit: &QuotaLimit) -> Option<(Usage, usize)> {
+    let whole = text.rfind('\n')? + 1;
+    let (header, changes) = text[..whole].split_once('\n')?;
+    if QuotaLimit::parse_header(header.trim_end_matches('\r'))? != *limit {
+        return None;
+    }
+    let (bytes, messages) = sum_lines(changes)?;
+    Some((add(Usage::default(), bytes, messages), whole))
+}
+
+/// The sum of change lines `<bytes> <count>`; `None` when one does not parse.
+fn sum_lines(lines: &str) -> Option<(i64, i64)> {
+    let (mut bytes, mut count) = (0i64, 0i64);
+    for line in lines.lines() {
+        let mut it = line.split_whitespace();
+        let b = it.next()?.parse::<i64>().ok()?;
+        let c = it.next()?.parse::<i64>().ok()?;
+        bytes = bytes.saturating_add(b);
+        count = count.saturating_add(c);
+    }
+    Some((bytes, count))
+}
+
+/// `u` changed by a line's figures, never below zero.
+fn add(u: Usage, bytes: i64, messages: i64) -> Usage {
+    Usage {
+        bytes: (u.bytes as i64).saturating_add(bytes).max(0) as u64,
+        messages: (u.messages as i64).saturating_add(messages).max(0) as u64,
+    }
 }
 
 /// Recounts the Maildir (every folder's `cur/` and `new/`, sizes from `,S=`)
@@ -292,25 +347,31 @@ impl Stamp {
         }
     }
 
-    /// Maildir++: an over-quota file this old is rebuilt.
-    fn is_stale(&self) -> bool {
+    /// How long ago the file was last written (zero if in the future).
+    fn age(&self) -> Duration {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
-        now - self.mtime_ns > STALE_WHEN_OVER.as_nanos() as i128
+        Duration::from_nanos(u64::try_from(now - self.mtime_ns).unwrap_or(0))
     }
 }
 
 /// At most this many Maildirs' usage is remembered; the cache starts over when full.
 const CACHE_ENTRIES: usize = 10_000;
+/// Our appends to one Maildir's file are made one at a time; Maildirs share
+/// these turns by a hash of their path, so an append waits only for appends
+/// to the Maildirs it shares a turn with, and a quota check for none.
+const APPEND_TURNS: usize = 32;
 
 /// Usage figures of recently seen Maildirs, each trusted only while its
 /// `maildirsize` is exactly as it was (same file, length and times): a check
 /// costs one `stat` instead of reading the file, and every other writer
 /// (Dovecot appending an expunge, rewriting the file) is noticed by the stamp.
+/// The figures' lock is held only in memory, never across a file operation.
 #[derive(Debug, Default)]
 pub struct UsageCache {
-    entries: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
+    entries: Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
+    appends: [Mutex<()>; APPEND_TURNS],
 }
 
 #[derive(Debug)]
@@ -327,18 +388,26 @@ impl UsageCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The turn our appends to `maildir` take.
+    fn turn(&self, maildir: &Path) -> &Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        maildir.hash(&mut h);
+        &self.appends[h.finish() as usize % APPEND_TURNS]
+    }
+
     /// [`usage`], from the cache while the file is unchanged.
     pub fn usage(&self, maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
         if let Ok(meta) = fs::metadata(maildir.join(FILE)) {
             let now = Stamp::of(&meta);
             if let Some(c) = self.entries().get(maildir) {
-                let rebuild = limit.would_exceed(c.usage, 0, 0) && now.is_stale();
+                let rebuild = limit.would_exceed(c.usage, 0, 0) && now.age() > STALE_WHEN_OVER;
                 if c.stamp == now && c.limit == *limit && !rebuild {
                     return Ok(c.usage);
                 }
             }
         }
-        let (u, stamp) = usage_stamped(maildir, limit)?;
+        let (u, stamp) = usage_stamped(maildir, limit, Some(self.turn(maildir)))?;
         let mut entries = self.entries();
         match stamp {
             Some(stamp) => {
@@ -364,7 +433,9 @@ impl UsageCache {
     /// Records a change (one appended line, or a rebuild when the file is
     /// missing), keeping the cached figure when the file grew by exactly our
     /// line (nobody else wrote in between); otherwise it is forgotten and read
-    /// again at the next check. Our own appends are made one at a time.
+    /// again at the next check. Our own appends to one Maildir are made one at
+    /// a time, and a cached figure is always the sum of exactly the bytes its
+    /// stamp measured, so "grew by exactly our line" means nobody else wrote.
     pub fn record(
         &self,
         maildir: &Path,
@@ -372,8 +443,9 @@ impl UsageCache {
         bytes: i64,
         messages: i64,
     ) -> io::Result<()> {
-        let mut entries = self.entries();
+        let _turn = self.turn(maildir).lock().unwrap_or_else(|p| p.into_inner());
         let appended = append(maildir, limit, bytes, messages);
+        let mut entries = self.entries();
         let keep = match (&appended, entries.get_mut(maildir)) {
             (Ok(Some((after, n))), Some(c))
                 if c.limit == *limit
@@ -381,10 +453,7 @@ impl UsageCache {
                     && c.stamp.len + n == after.len =>
             {
                 c.stamp = *after;
-                c.usage = Usage {
-                    bytes: (c.usage.bytes as i64).saturating_add(bytes).max(0) as u64,
-                    messages: (c.usage.messages as i64).saturating_add(messages).max(0) as u64,
-                };
+                c.usage = add(c.usage, bytes, messages);
                 true
             }
             _ => false,
@@ -577,6 +646,80 @@ mod tests {
         fs::write(m.join("new/1.M1P1.h,S=70,W=72"), b"x").unwrap();
         cache.record(&m, &bigger, 70, 1).unwrap();
         assert_eq!(cache.usage(&m, &bigger).unwrap(), at(70, 1));
+    }
+
+    #[test]
+    fn concurrent_records_and_checks_keep_the_cached_figure_exact() {
+        let (_t, m) = maildir();
+        let q = QuotaLimit {
+            bytes: Some(1 << 40),
+            messages: None,
+        };
+        let cache = UsageCache::default();
+        // The file is made first: a record that finds none rebuilds it from
+        // the Maildir's message files, which this test does not write.
+        assert_eq!(cache.usage(&m, &q).unwrap(), Usage::default());
+        // Each append lands while checks read the file: a check that summed a
+        // line its stamp did not measure must not be cached (the append's own
+        // update would count that line twice), and a compaction (every 400 or
+        // so of these lines) must not lose a line appended while it runs.
+        let (writers, each) = (4, 1500);
+        let running = std::sync::atomic::AtomicUsize::new(writers);
+        std::thread::scope(|s| {
+            for _ in 0..writers {
+                s.spawn(|| {
+                    for _ in 0..each {
+                        cache.record(&m, &q, 123_456_789, 1).unwrap();
+                    }
+                    running.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while running.load(Ordering::SeqCst) > 0 {
+                        cache.usage(&m, &q).unwrap();
+                    }
+                });
+            }
+        });
+        let n = (writers * each) as u64;
+        let sum = usage(&m, &q).unwrap();
+        assert_eq!(
+            sum,
+            Usage {
+                bytes: n * 123_456_789,
+                messages: n
+            },
+            "the file"
+        );
+        assert_eq!(cache.usage(&m, &q).unwrap(), sum, "the cache");
+    }
+
+    #[test]
+    fn a_line_being_appended_is_left_out_and_a_line_torn_long_ago_rebuilds() {
+        let (_t, m) = maildir();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        fs::write(m.join("new/1.M1P1.h,S=70,W=72"), b"x").unwrap();
+        // Another writer's append, seen half done.
+        fs::write(m.join(FILE), "1000S\n300 1\n20").unwrap();
+        let at = |bytes, messages| Usage { bytes, messages };
+        let cache = UsageCache::default();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(300, 1));
+        assert_eq!(usage(&m, &q).unwrap(), at(300, 1));
+        // Not cached: the line's end is read at the next check.
+        let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
+        f.write_all(b"0 1\n").unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(500, 2));
+        // A line torn by a crash a minute ago: the Maildir is counted again.
+        f.write_all(b"55").unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        drop(f);
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(70, 1));
+        assert_eq!(fs::read_to_string(m.join(FILE)).unwrap(), "1000S\n70 1\n");
     }
 
     #[test]
