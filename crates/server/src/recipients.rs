@@ -97,14 +97,19 @@ pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result
 }
 
 /// The locked and disabled mailboxes, read from the state database only when
-/// it changed (its file or WAL grew or was written: one stat each per RCPT
-/// instead of a query), so `pillarbox mailbox lock` takes effect at once.
+/// it changed (one stat per RCPT instead of a query), so `pillarbox mailbox
+/// lock` takes effect at once. In WAL mode every write goes to the `-wal`
+/// file, which lives while any connection is open (ours is), and the main
+/// file changes only when a checkpoint copies in what the WAL already said:
+/// the WAL's length and time tell a change. Without a WAL (a filesystem where
+/// SQLite cannot keep one), the main file's do.
 pub struct MailboxStates {
     db: PathBuf,
     cache: Mutex<Option<(Stamp, HashMap<String, MailboxState>)>>,
 }
 
-type Stamp = [(u64, Option<SystemTime>); 2];
+/// Which file was measured (the WAL or the main file), its length and time.
+type Stamp = (bool, u64, Option<SystemTime>);
 
 impl MailboxStates {
     pub fn new(db: PathBuf) -> Self {
@@ -115,13 +120,15 @@ impl MailboxStates {
     }
 
     fn stamp(&self) -> Stamp {
-        let of = |p: &Path| match std::fs::metadata(p) {
-            Ok(m) => (m.len(), m.modified().ok()),
-            Err(_) => (0, None),
-        };
         let mut wal = self.db.clone().into_os_string();
         wal.push("-wal");
-        [of(&self.db), of(Path::new(&wal))]
+        if let Ok(m) = std::fs::metadata(Path::new(&wal)) {
+            return (true, m.len(), m.modified().ok());
+        }
+        match std::fs::metadata(&self.db) {
+            Ok(m) => (false, m.len(), m.modified().ok()),
+            Err(_) => (false, 0, None),
+        }
     }
 
     /// The state of `mailbox` (lower-case `user@domain`) at `now`.
@@ -150,5 +157,51 @@ fn mailbox(domain: &str, user: &str) -> Verdict {
         Ok(m) => Verdict::Local(m),
         // A local part that cannot name a mailbox directory ("..", "a/b") is no user of ours.
         Err(_) => Verdict::Refuse(Row::NoSuchUser.reply()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_made_through_another_handle_is_seen_at_the_next_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let ours = StateDb::open(&path).unwrap();
+        // `pillarbox mailbox ...` is another process with its own connection.
+        let cli = StateDb::open(&path).unwrap();
+        let states = MailboxStates::new(path.clone());
+        let mb = "alice@example.test";
+        assert_eq!(states.get(&ours, mb, 100).unwrap(), MailboxState::Open);
+        for i in 0..40 {
+            let reason = format!("restore {i}");
+            cli.lock(mb, &reason, None).unwrap();
+            assert_eq!(
+                states.get(&ours, mb, 100).unwrap(),
+                MailboxState::Locked {
+                    reason,
+                    until: None
+                },
+                "round {i}"
+            );
+            assert!(cli.unlock(mb).unwrap());
+            assert_eq!(
+                states.get(&ours, mb, 100).unwrap(),
+                MailboxState::Open,
+                "round {i}"
+            );
+        }
+        // The other connection closes: the WAL stays while ours is open.
+        drop(cli);
+        let cli = StateDb::open(&path).unwrap();
+        cli.disable(mb, "left").unwrap();
+        drop(cli);
+        assert_eq!(
+            states.get(&ours, mb, 100).unwrap(),
+            MailboxState::Disabled {
+                reason: "left".into()
+            }
+        );
     }
 }

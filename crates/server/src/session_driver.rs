@@ -631,7 +631,15 @@ impl Driver {
             }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (shared, landed_in) = (self.shared.clone(), boxes.clone());
         let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
+            // Counted where the commit ran (a blocking thread, not the
+            // session's), before the session hears of it; so a commit that
+            // lands after its 451 (limits.commit_timeout) is counted too, or
+            // the quota would undercount for good.
+            if let Ok(done) = &r {
+                landed(&shared, &landed_in, done.stored_size);
+            }
             let _ = tx.send(r);
         });
         match &self.shared.committer {
@@ -645,7 +653,6 @@ impl Driver {
         let mut rx = rx;
         match tokio::time::timeout(timeout, &mut rx).await {
             Ok(Ok(Ok(done))) => {
-                landed(&self.shared, &boxes, done.stored_size);
                 self.delivered += 1;
                 // The recipients are joined inside the macro: only when the
                 // event is logged (not at `warn`).
@@ -663,15 +670,13 @@ impl Driver {
             }
             Err(_) => {
                 tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
-                // The commit cannot be called back and goes on. If it lands,
-                // the message is in the mailboxes despite the 451: their
-                // usage must count it, or the quota undercounts for good.
+                // The commit cannot be called back and goes on; if it lands,
+                // `done` has counted it. Say what became of it.
                 let shared = self.shared.clone();
                 let queue_id = self.queue_id.clone();
                 tokio::spawn(async move {
                     match rx.await {
                         Ok(Ok(done)) => {
-                            landed(&shared, &boxes, done.stored_size);
                             tracing::warn!(queue_id = %queue_id, stored = done.stored_size, "delivered after its 451 (limits.commit_timeout); the client may send it again");
                         }
                         Ok(Err(e)) => {
