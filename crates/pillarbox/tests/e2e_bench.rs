@@ -260,3 +260,42 @@ fn bench_idle_reports_rss_per_connection() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("5 connections opened after EHLO"), "{text}");
 }
+
+#[test]
+fn twenty_sessions_into_one_mailbox_count_each_message_once_in_maildirsize() {
+    // The default quota keeps `maildirsize`. Twenty sessions land messages
+    // together in a new mailbox, and the file outgrows 5,120 bytes and is
+    // compacted every few hundred of them while appends go on: the first
+    // burst was counted twice, and a compaction lost the lines appended
+    // while it ran (9 and 13 messages of 20,000 in two release-build runs).
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    let target = format!("127.0.0.1:{}", server.port);
+    let out = bench(&[
+        &target,
+        "--sessions",
+        "20",
+        "--messages",
+        "4000",
+        "--reuse",
+        "--size",
+        "1k",
+        "--to",
+        "burst@example.test",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["messages"]["accepted"], 4000);
+    let stored = dir.messages("burst@example.test");
+    assert_eq!(stored.len(), 4000);
+    let bytes: usize = stored.iter().map(|m| m.bytes.len()).sum();
+    let md = std::fs::read_to_string(dir.maildir("burst@example.test").join("maildirsize"))
+        .expect("maildirsize is kept under the default quota");
+    let (mut b, mut n) = (0usize, 0usize);
+    for line in md.lines().skip(1) {
+        let mut f = line.split_whitespace().map(|v| v.parse::<usize>().unwrap());
+        b += f.next().unwrap();
+        n += f.next().unwrap();
+    }
+    assert_eq!((n, b), (4000, bytes), "maildirsize:\n{md}");
+}

@@ -279,14 +279,43 @@ pub fn recalc(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
     Ok(u)
 }
 
-/// Replaces `maildirsize` atomically with the limit line and one usage line.
-fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage) -> io::Result<()> {
+/// Creates `maildirsize` holding only the limit line (usage zero) unless it
+/// exists, whole at once (linked in from a private name), so no reader sees it
+/// half written. Nothing is made while the Maildir itself does not exist.
+fn start_file(maildir: &Path, limit: &QuotaLimit) -> io::Result<()> {
+    if !maildir.is_dir() {
+        return Ok(());
+    }
+    let tmp = tmp_name(maildir);
+    let made = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{}\n", limit.header()).as_bytes())?;
+        match fs::hard_link(&tmp, maildir.join(FILE)) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    made
+}
+
+/// A private name beside `maildirsize` for a file being written.
+fn tmp_name(maildir: &Path) -> std::path::PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let tmp = maildir.join(format!(
+    maildir.join(format!(
         "{FILE}.{}.{}.tmp",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+/// Replaces `maildirsize` atomically with the limit line and one usage line.
+fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage) -> io::Result<()> {
+    let tmp = tmp_name(maildir);
     let write = || -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -376,7 +405,9 @@ pub struct UsageCache {
 
 #[derive(Debug)]
 struct Cached {
-    stamp: Stamp,
+    /// `None`: the Maildir did not exist at the last check, so every message
+    /// in it since came through our deliveries, each of which records itself.
+    stamp: Option<Stamp>,
     limit: QuotaLimit,
     usage: Usage,
 }
@@ -402,32 +433,52 @@ impl UsageCache {
             let now = Stamp::of(&meta);
             if let Some(c) = self.entries().get(maildir) {
                 let rebuild = limit.would_exceed(c.usage, 0, 0) && now.age() > STALE_WHEN_OVER;
-                if c.stamp == now && c.limit == *limit && !rebuild {
+                if c.stamp == Some(now) && c.limit == *limit && !rebuild {
                     return Ok(c.usage);
                 }
             }
         }
-        let (u, stamp) = usage_stamped(maildir, limit, Some(self.turn(maildir)))?;
+        // Read no further: a rebuild that found the Maildir made meanwhile
+        // would count messages landing in it now, which record themselves.
+        let absent = !maildir.is_dir();
+        let turn = self.turn(maildir);
+        if !absent && self.was_absent(maildir, limit) {
+            let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+            start_file(maildir, limit)?;
+        }
+        let (u, stamp) = if absent {
+            (Usage::default(), None)
+        } else {
+            usage_stamped(maildir, limit, Some(turn))?
+        };
         let mut entries = self.entries();
-        match stamp {
-            Some(stamp) => {
-                if entries.len() >= CACHE_ENTRIES && !entries.contains_key(maildir) {
-                    entries.clear();
-                }
-                entries.insert(
-                    maildir.to_path_buf(),
-                    Cached {
-                        stamp,
-                        limit: *limit,
-                        usage: u,
-                    },
-                );
+        if stamp.is_some() || absent {
+            if entries.len() >= CACHE_ENTRIES && !entries.contains_key(maildir) {
+                entries.clear();
             }
-            None => {
-                entries.remove(maildir);
-            }
+            entries.insert(
+                maildir.to_path_buf(),
+                Cached {
+                    stamp,
+                    limit: *limit,
+                    usage: u,
+                },
+            );
+        } else {
+            entries.remove(maildir);
         }
         Ok(u)
+    }
+
+    /// Whether the Maildir did not exist at the last check (with this limit).
+    /// Its file is then started empty instead of rebuilt: a rebuild would count
+    /// messages that have landed but not yet recorded themselves, and their
+    /// records would count them again (a burst of first deliveries to a new
+    /// mailbox overcounted it by several messages).
+    fn was_absent(&self, maildir: &Path, limit: &QuotaLimit) -> bool {
+        self.entries()
+            .get(maildir)
+            .is_some_and(|c| c.stamp.is_none() && c.limit == *limit)
     }
 
     /// Records a change (one appended line, or a rebuild when the file is
@@ -444,15 +495,19 @@ impl UsageCache {
         messages: i64,
     ) -> io::Result<()> {
         let _turn = self.turn(maildir).lock().unwrap_or_else(|p| p.into_inner());
+        if self.was_absent(maildir, limit) {
+            start_file(maildir, limit)?;
+        }
         let appended = append(maildir, limit, bytes, messages);
         let mut entries = self.entries();
         let keep = match (&appended, entries.get_mut(maildir)) {
             (Ok(Some((after, n))), Some(c))
                 if c.limit == *limit
-                    && (c.stamp.dev, c.stamp.ino) == (after.dev, after.ino)
-                    && c.stamp.len + n == after.len =>
+                    && c.stamp.is_some_and(|s| {
+                        (s.dev, s.ino) == (after.dev, after.ino) && s.len + n == after.len
+                    }) =>
             {
-                c.stamp = *after;
+                c.stamp = Some(*after);
                 c.usage = add(c.usage, bytes, messages);
                 true
             }
@@ -720,6 +775,38 @@ mod tests {
         drop(f);
         assert_eq!(cache.usage(&m, &q).unwrap(), at(70, 1));
         assert_eq!(fs::read_to_string(m.join(FILE)).unwrap(), "1000S\n70 1\n");
+    }
+
+    #[test]
+    fn a_new_mailboxs_first_deliveries_are_counted_once_each() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("Maildir");
+        let q = QuotaLimit {
+            bytes: Some(1 << 30),
+            messages: None,
+        };
+        let at = |bytes, messages| Usage { bytes, messages };
+        let cache = UsageCache::default();
+        // Checked before the Maildir exists (RCPT of its first messages).
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
+        // Three deliveries land together; none has recorded itself yet when
+        // a fourth is checked, with no maildirsize there to read.
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(m.join(sub)).unwrap();
+        }
+        for i in 0..3 {
+            fs::write(m.join(format!("new/{i}.M1P1.h,S=100,W=102")), b"x").unwrap();
+        }
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
+        for _ in 0..3 {
+            cache.record(&m, &q, 100, 1).unwrap();
+        }
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(300, 3));
+        assert_eq!(usage(&m, &q).unwrap(), at(300, 3));
+        // A Maildir that existed without the file (made by another program)
+        // is still counted from its messages.
+        fs::remove_file(m.join(FILE)).unwrap();
+        assert_eq!(UsageCache::default().usage(&m, &q).unwrap(), at(300, 3));
     }
 
     #[test]
