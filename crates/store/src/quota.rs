@@ -429,8 +429,9 @@ impl UsageCache {
 
     /// [`usage`], from the cache while the file is unchanged.
     pub fn usage(&self, maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
-        if let Ok(meta) = fs::metadata(maildir.join(FILE)) {
-            let now = Stamp::of(&meta);
+        let file = fs::metadata(maildir.join(FILE));
+        if let Ok(meta) = &file {
+            let now = Stamp::of(meta);
             if let Some(c) = self.entries().get(maildir) {
                 let rebuild = limit.would_exceed(c.usage, 0, 0) && now.age() > STALE_WHEN_OVER;
                 if c.stamp == Some(now) && c.limit == *limit && !rebuild {
@@ -438,11 +439,12 @@ impl UsageCache {
                 }
             }
         }
-        // Read no further: a rebuild that found the Maildir made meanwhile
-        // would count messages landing in it now, which record themselves.
-        let absent = !maildir.is_dir();
+        // Without a Maildir, read no further: a rebuild that found it made
+        // meanwhile would count messages landing in it now, which record
+        // themselves.
+        let absent = file.is_err() && !maildir.is_dir();
         let turn = self.turn(maildir);
-        if !absent && self.was_absent(maildir, limit) {
+        if file.is_err() && !absent && self.was_absent(maildir, limit) {
             let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
             start_file(maildir, limit)?;
         }
@@ -451,8 +453,20 @@ impl UsageCache {
         } else {
             usage_stamped(maildir, limit, Some(turn))?
         };
+        // Every entry is the exact sum of the bytes its stamp measured, so an
+        // entry the file has moved past only misses; a figure that could not
+        // be stamped leaves the entry alone, and so does a read older than
+        // what a record has counted meanwhile (appends only lengthen a file).
         let mut entries = self.entries();
-        if stamp.is_some() || absent {
+        let behind = |c: &Cached| match (c.stamp, stamp) {
+            (Some(have), Some(read)) => {
+                c.limit == *limit
+                    && (have.dev, have.ino) == (read.dev, read.ino)
+                    && have.len > read.len
+            }
+            _ => false,
+        };
+        if (stamp.is_some() || absent) && !entries.get(maildir).is_some_and(behind) {
             if entries.len() >= CACHE_ENTRIES && !entries.contains_key(maildir) {
                 entries.clear();
             }
@@ -464,8 +478,6 @@ impl UsageCache {
                     usage: u,
                 },
             );
-        } else {
-            entries.remove(maildir);
         }
         Ok(u)
     }
@@ -511,6 +523,8 @@ impl UsageCache {
                 c.usage = add(c.usage, bytes, messages);
                 true
             }
+            // A check read the file after our line landed: it counted it.
+            (Ok(Some((after, _))), Some(c)) => c.limit == *limit && c.stamp == Some(*after),
             _ => false,
         };
         if !keep {
