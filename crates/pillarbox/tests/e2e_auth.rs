@@ -552,7 +552,7 @@ fn an_unknown_users_scram_salt_survives_a_restart_as_a_real_users_does() {
 }
 
 #[test]
-fn an_unknown_users_scram_iterations_are_the_users_own() {
+fn an_unknown_users_scram_iterations_are_one_of_the_users_own() {
     // erin's secret, made with 8,192 iterations (Python's hashlib; `doveadm
     // pw -t` verifies it), where new hashes and the default decoy use 4,096.
     const ERIN: &str = "erin@example.test:{SCRAM-SHA-256}8192,AAECAwQFBgcICQoLDA0ODw==,\
@@ -568,4 +568,27 @@ SdcC22DTi3CBujS/S2qFxFiiqeUpKOWMn/bsn308n0w=,bo1gW8FfoN4ZRCtvVyxIForPpdOpNUzSfHH
     assert_eq!(erin, "8192");
     let (_, nobody) = scram_first(&server, "nobody@example.test");
     assert_eq!(nobody, erin, "i= tells the unknown name from erin");
+
+    // frank joins with a {PLAIN} password (a 4,096-iteration secret is made
+    // from it). One count for every unknown name would now tell whichever
+    // user has the other count apart: each name gets one user's count, the
+    // same every time.
+    let mut users = ERIN.to_string();
+    users.push_str("frank@example.test:{PLAIN}frank-secret::::::\n");
+    fs::write(dir.path().join("users"), users).unwrap();
+    // The users file is looked at once a second, at most.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(scram_first(&server, "frank@example.test").1, "4096");
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        seen.insert(scram_first(&server, &format!("nobody{i}@example.test")).1);
+    }
+    // Both counts, each with probability 1/2 per name: all 20 alike is 2^-19.
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["4096", "8192"],
+        "every unknown name announces the same count"
+    );
+    let again = scram_first(&server, "nobody3@example.test").1;
+    assert_eq!(scram_first(&server, "nobody3@example.test").1, again);
 }

@@ -50,10 +50,11 @@ pub struct AuthPolicy {
     pub nonce: String,
     /// A server-wide secret for decoy SCRAM salts of unknown users.
     pub decoy_key: Vec<u8>,
-    /// The iteration count a decoy SCRAM secret announces: the one the
-    /// users' own secrets have, so `i=` does not tell unknown names apart.
-    /// 0: 4096 (RFC 7677's minimum, Dovecot's default).
-    pub decoy_scram_iterations: u32,
+    /// The iteration counts of the users' SCRAM secrets, one per user: an
+    /// unknown name's decoy announces one of them, the same every time for
+    /// that name, so `i=` does not tell unknown names apart. Empty: 4096
+    /// (RFC 7677's minimum, Dovecot's default).
+    pub decoy_scram_iterations: std::sync::Arc<[u32]>,
 }
 
 impl Default for SessionConfig {
@@ -912,7 +913,7 @@ impl Session {
             &self.cfg.hostname,
             &self.cfg.auth.decoy_key,
         );
-        exchange.set_decoy_iterations(self.cfg.auth.decoy_scram_iterations);
+        exchange.set_decoy_iterations(self.cfg.auth.decoy_scram_iterations.clone());
         self.sasl = Some(Box::new(exchange));
         self.sasl_authcid = None;
         self.sasl_step(step);

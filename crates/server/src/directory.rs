@@ -11,13 +11,14 @@ use pillarbox_store::UserDirectory;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Which challenge-response mechanisms every user with a password can use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MechanismSupport {
     pub cram_md5: bool,
     pub scram_sha256: bool,
-    /// The SCRAM iteration count most users' secrets have (0: no user has
-    /// one): what an unknown name's decoy secret announces.
-    pub scram_iterations: u32,
+    /// The iteration count of each user's SCRAM secret, in file order
+    /// (`{PLAIN}` users count 4,096, what their secret is made with): an
+    /// unknown name's decoy secret announces one of them.
+    pub scram_iterations: Arc<[u32]>,
 }
 
 impl MechanismSupport {
@@ -27,16 +28,6 @@ impl MechanismSupport {
         if schemes.is_empty() {
             return Self::default();
         }
-        let mut counts: Vec<(u32, usize)> = Vec::new();
-        for i in passwords
-            .iter()
-            .filter_map(StoredPassword::scram_iterations)
-        {
-            match counts.iter_mut().find(|(n, _)| *n == i) {
-                Some((_, seen)) => *seen += 1,
-                None => counts.push((i, 1)),
-            }
-        }
         Self {
             cram_md5: schemes
                 .iter()
@@ -44,10 +35,10 @@ impl MechanismSupport {
             scram_sha256: schemes
                 .iter()
                 .all(|s| matches!(s, Scheme::ScramSha256 | Scheme::Plain)),
-            scram_iterations: counts
+            scram_iterations: passwords
                 .iter()
-                .max_by_key(|(_, seen)| *seen)
-                .map_or(0, |(n, _)| *n),
+                .filter_map(StoredPassword::scram_iterations)
+                .collect(),
         }
     }
 }
@@ -146,7 +137,11 @@ impl Directory {
     /// SHA-crypt, bcrypt) cannot serve would lock that user out.
     pub fn mechanism_support(&self) -> MechanismSupport {
         let _ = self.current();
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).support
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .support
+            .clone()
     }
 
     /// The decoys for logins of names no one has, one per cost among the

@@ -256,8 +256,8 @@ pub struct ServerExchange {
     mechanism: Mechanism,
     nonce: String,
     decoy_key: Vec<u8>,
-    /// What a decoy SCRAM secret announces; 0: the default.
-    decoy_iterations: u32,
+    /// The counts a decoy SCRAM secret picks from; empty: the default.
+    decoy_iterations: std::sync::Arc<[u32]>,
     state: ServerState,
 }
 
@@ -276,7 +276,7 @@ impl ServerExchange {
     ///   unknown SCRAM user gets a salt derived from it and the user name,
     ///   the same on every attempt as a real user's, so a probe cannot tell
     ///   users apart. [`ServerExchange::set_decoy_iterations`] sets the
-    ///   iteration count it announces.
+    ///   iteration counts it picks from.
     pub fn start(
         mechanism: Mechanism,
         initial_response: Option<&str>,
@@ -288,7 +288,7 @@ impl ServerExchange {
             mechanism,
             nonce: scram::clean_nonce(nonce),
             decoy_key: decoy_key.to_vec(),
-            decoy_iterations: 0,
+            decoy_iterations: std::sync::Arc::from([]),
             state: ServerState::Done,
         };
         let initial = match initial_response.map(str::trim_ascii) {
@@ -407,11 +407,12 @@ impl ServerExchange {
         }
     }
 
-    /// The iteration count a decoy SCRAM secret (for an unknown user)
-    /// announces: what the users' own secrets have, so that `i=` does not
-    /// tell them apart. 0 (the default): 4096.
-    pub fn set_decoy_iterations(&mut self, iterations: u32) {
-        self.decoy_iterations = iterations;
+    /// The iteration counts of the users' own SCRAM secrets, one per user:
+    /// a decoy secret (for an unknown user) announces one of them, picked by
+    /// a keyed hash of the name, so that `i=` does not tell unknown names
+    /// from users, whatever counts the users have. Empty (the default): 4096.
+    pub fn set_decoy_iterations(&mut self, counts: std::sync::Arc<[u32]>) {
+        self.decoy_iterations = counts;
     }
 
     /// The directory's answer to a [`ServerStep::NeedSecret`]: the user's
@@ -446,7 +447,7 @@ impl ServerExchange {
                     secret,
                     &self.nonce,
                     &self.decoy_key,
-                    self.decoy_iterations,
+                    &self.decoy_iterations,
                 );
                 let step = ServerStep::Challenge(server_first.message().to_vec());
                 self.state = ServerState::ScramClientFinal(Box::new(server_first));

@@ -184,14 +184,15 @@ impl ServerFirst {
     /// Build the server-first-message. `secret` None (unknown user, or no
     /// SCRAM secret for that user) makes a decoy secret whose salt is derived
     /// from `decoy_key` and the user name: the same on every attempt, like a
-    /// real user's, and not computable without the key. It announces
-    /// `decoy_iterations` (0: [`DECOY_ITERATIONS`]).
+    /// real user's, and not computable without the key. It announces one of
+    /// `decoy_iterations`, picked the same way ([`DECOY_ITERATIONS`] when
+    /// there are none).
     pub(crate) fn new(
         client_first: ClientFirst,
         secret: Option<ScramSecret>,
         server_nonce: &str,
         decoy_key: &[u8],
-        decoy_iterations: u32,
+        decoy_iterations: &[u32],
     ) -> ServerFirst {
         let (secret, decoy) = match secret {
             Some(secret) => (secret, false),
@@ -271,18 +272,24 @@ impl ServerFirst {
     }
 }
 
-fn decoy_secret(key: &[u8], authcid: &str, iterations: u32) -> ScramSecret {
+fn decoy_secret(key: &[u8], authcid: &str, counts: &[u32]) -> ScramSecret {
     let derive = |label: &[u8]| {
         hmac(
             key,
             &[b"pillarbox scram decoy ", label, b"\0", authcid.as_bytes()],
         )
     };
+    // One user's count, spread over the names as over the users (the
+    // modulo's bias is below 2^-40 for any users file).
+    let pick = |counts: &[u32]| {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&derive(b"iterations")[..8]);
+        counts[(u64::from_le_bytes(first) % counts.len() as u64) as usize]
+    };
     ScramSecret {
-        iterations: if iterations == 0 {
-            DECOY_ITERATIONS
-        } else {
-            iterations
+        iterations: match counts {
+            [] => DECOY_ITERATIONS,
+            counts => pick(counts).max(1),
         },
         salt: derive(b"salt")[..DECOY_SALT_LEN].to_vec(),
         stored_key: derive(b"stored key"),
@@ -399,18 +406,37 @@ mod tests {
 
     #[test]
     fn decoy_salt_is_stable_per_user_and_key() {
-        let a = decoy_secret(b"key", "nobody", 0);
-        assert_eq!(a, decoy_secret(b"key", "nobody", 0));
-        assert_ne!(a.salt, decoy_secret(b"key", "other", 0).salt);
-        assert_ne!(a.salt, decoy_secret(b"other key", "nobody", 0).salt);
+        let a = decoy_secret(b"key", "nobody", &[]);
+        assert_eq!(a, decoy_secret(b"key", "nobody", &[]));
+        assert_ne!(a.salt, decoy_secret(b"key", "other", &[]).salt);
+        assert_ne!(a.salt, decoy_secret(b"other key", "nobody", &[]).salt);
         assert_eq!(a.salt.len(), DECOY_SALT_LEN);
     }
 
     #[test]
-    fn decoy_announces_the_iterations_it_is_given_or_4096() {
-        assert_eq!(decoy_secret(b"key", "nobody", 0).iterations, 4096);
-        let a = decoy_secret(b"key", "nobody", 12_000);
+    fn decoy_announces_one_of_the_users_iterations_or_4096() {
+        assert_eq!(decoy_secret(b"key", "nobody", &[]).iterations, 4096);
+        let a = decoy_secret(b"key", "nobody", &[12_000]);
         assert_eq!(a.iterations, 12_000);
-        assert_eq!(a.salt, decoy_secret(b"key", "nobody", 0).salt);
+        assert_eq!(a.salt, decoy_secret(b"key", "nobody", &[]).salt);
+        // Three users at 4,096 and one at 20,000: each name keeps its count,
+        // and the names are spread over the counts as the users are.
+        let counts = [4096, 20_000, 4096, 4096];
+        let mut high = 0;
+        for i in 0..400 {
+            let name = format!("nobody{i}@example.test");
+            let n = decoy_secret(b"key", &name, &counts).iterations;
+            assert_eq!(n, decoy_secret(b"key", &name, &counts).iterations);
+            assert!(n == 4096 || n == 20_000, "{n}");
+            high += usize::from(n == 20_000);
+        }
+        // A quarter of 400 is 100; 60 and 140 are over four standard deviations off.
+        assert!((60..=140).contains(&high), "{high} of 400 at 20,000");
+        // Another key picks otherwise for some names.
+        assert!((0..50).any(|i| {
+            let name = format!("nobody{i}@example.test");
+            decoy_secret(b"key", &name, &counts).iterations
+                != decoy_secret(b"other key", &name, &counts).iterations
+        }));
     }
 }
