@@ -114,6 +114,15 @@ impl Directory {
             .collect();
         let support = MechanismSupport::of(&passwords);
         let decoys = Arc::new(Decoys::new(passwords));
+        // Made now, beside the server, rather than by the first login for
+        // each cost (which would take twice as long as the next ones).
+        let prepare = decoys.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("pillarbox-decoys".into())
+            .spawn(move || prepare.prepare())
+        {
+            tracing::warn!("cannot start the thread that makes the AUTH decoys (the first login for each hash cost makes them): {e}");
+        }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.support = support;
         st.decoys = decoys;
@@ -169,5 +178,35 @@ impl Directory {
             }
         }
         self.reload()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoys_are_made_beside_the_server_when_the_users_are_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        // Two costs: SHA512-CRYPT at 5,000 rounds, and Argon2id at its default.
+        let sha = "$6$rounds=5000$saltsaltsaltsalt$9HwOVtHlTa3hXz9dB6XvVzmCkUkBp/yILnoQhqcEwzcDTxJm.i.RdLsHdoWw3Bw3oZhyCGW5gXtb8xNYYRqH/";
+        let argon =
+            pillarbox_store::password::hash(pillarbox_store::password::Scheme::Argon2id, "secret")
+                .unwrap();
+        std::fs::write(
+            &users,
+            format!("a@example.test:{{SHA512-CRYPT}}{sha}::::::\nb@example.test:{argon}::::::\n"),
+        )
+        .unwrap();
+        let d = Directory::open(users, "example.test");
+        assert_eq!(d.current().len(), 2);
+        for _ in 0..200 {
+            if d.decoys().prepared() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no decoy made 10 s after the users were loaded");
     }
 }

@@ -521,6 +521,23 @@ impl Decoys {
         }
     }
 
+    /// Makes every cost's decoy now (slow: one hash each), so that no login
+    /// pays for it: the first for each cost would otherwise take about twice
+    /// as long as the rest, telling that attempt apart.
+    pub fn prepare(&self) {
+        if self.users.is_empty() {
+            let _ = decoy();
+        }
+        for cost in &self.costs {
+            let _ = cost.decoy.get_or_init(|| cost.model.decoy_like());
+        }
+    }
+
+    /// Whether every cost's decoy is made.
+    pub fn prepared(&self) -> bool {
+        self.costs.iter().all(|c| c.decoy.get().is_some())
+    }
+
     /// The distinct costs among the users (`cost()` of each).
     #[cfg(test)]
     fn costs(&self) -> Vec<&str> {
@@ -1169,6 +1186,9 @@ mod tests {
         ];
         let decoys = Decoys::new(users);
         assert_eq!(decoys.costs(), ["$6$rounds=1000", "$6$rounds=2000"]);
+        assert!(!decoys.prepared(), "made on first use, or by prepare()");
+        decoys.prepare();
+        assert!(decoys.prepared());
         let key = b"0123456789abcdef0123456789abcdef";
         let mut cheap = 0;
         for i in 0..200 {
