@@ -13,7 +13,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -138,7 +138,7 @@ pub fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
 fn usage_stamped(
     maildir: &Path,
     limit: &QuotaLimit,
-    turn: Option<&Mutex<()>>,
+    turn: Option<&Turn>,
 ) -> io::Result<(Usage, Option<Stamp>)> {
     // A rebuilt file has no stamp worth keeping: the next check reads it.
     let rebuild = || recalc(maildir, limit).map(|u| (u, None));
@@ -174,8 +174,8 @@ fn usage_stamped(
 /// read again under that turn, or a line appended to the old file after it
 /// was read would be lost with it; another writer's (Dovecot's expunge) lines
 /// appended to the old file while it is replaced are carried over.
-fn compact(maildir: &Path, limit: &QuotaLimit, turn: Option<&Mutex<()>>) -> io::Result<Usage> {
-    let _turn = turn.map(|t| t.lock().unwrap_or_else(|p| p.into_inner()));
+fn compact(maildir: &Path, limit: &QuotaLimit, turn: Option<&Turn>) -> io::Result<Usage> {
+    let _turn = turn.map(Turn::take);
     let Ok((mut old, text, _)) = read_file(maildir) else {
         return recalc(maildir, limit);
     };
@@ -400,7 +400,43 @@ const APPEND_TURNS: usize = 32;
 #[derive(Debug, Default)]
 pub struct UsageCache {
     entries: Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
-    appends: [Mutex<()>; APPEND_TURNS],
+    appends: [Turn; APPEND_TURNS],
+}
+
+/// One of the turns our appends take (see [`APPEND_TURNS`]).
+#[derive(Debug, Default)]
+struct Turn {
+    lock: Mutex<()>,
+    /// Someone holds the turn: a check reads this without taking the lock.
+    held: AtomicBool,
+}
+
+/// A turn, held until dropped.
+struct Held<'a> {
+    turn: &'a Turn,
+    _lock: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Turn {
+    fn take(&self) -> Held<'_> {
+        let lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.held.store(true, Ordering::Release);
+        Held {
+            turn: self,
+            _lock: lock,
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Held<'_> {
+    /// Runs before the lock is let go (fields drop after this).
+    fn drop(&mut self) {
+        self.turn.held.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Debug)]
@@ -420,7 +456,7 @@ impl UsageCache {
     }
 
     /// The turn our appends to `maildir` take.
-    fn turn(&self, maildir: &Path) -> &Mutex<()> {
+    fn turn(&self, maildir: &Path) -> &Turn {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         maildir.hash(&mut h);
@@ -430,12 +466,28 @@ impl UsageCache {
     /// [`usage`], from the cache while the file is unchanged.
     pub fn usage(&self, maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
         let file = fs::metadata(maildir.join(FILE));
+        let turn = self.turn(maildir);
         if let Ok(meta) = &file {
             let now = Stamp::of(meta);
             if let Some(c) = self.entries().get(maildir) {
                 let rebuild = limit.would_exceed(c.usage, 0, 0) && now.age() > STALE_WHEN_OVER;
-                if c.stamp == Some(now) && c.limit == *limit && !rebuild {
-                    return Ok(c.usage);
+                if c.limit == *limit && !rebuild {
+                    if c.stamp == Some(now) {
+                        return Ok(c.usage);
+                    }
+                    // The file grew while one of our appends holds the turn:
+                    // that append is landing, and counts itself when done.
+                    // The figure of a moment before it is as good as a check
+                    // made then (reading the file now would race it, and a
+                    // check cannot count every delivery in flight anyway).
+                    // Should the append be to a Maildir sharing the turn, and
+                    // the growth another writer's, the next check sees it.
+                    let growing = c
+                        .stamp
+                        .is_some_and(|s| (s.dev, s.ino) == (now.dev, now.ino) && s.len < now.len);
+                    if growing && turn.is_held() {
+                        return Ok(c.usage);
+                    }
                 }
             }
         }
@@ -443,9 +495,8 @@ impl UsageCache {
         // meanwhile would count messages landing in it now, which record
         // themselves.
         let absent = file.is_err() && !maildir.is_dir();
-        let turn = self.turn(maildir);
         if file.is_err() && !absent && self.was_absent(maildir, limit) {
-            let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+            let _turn = turn.take();
             start_file(maildir, limit)?;
         }
         let (u, stamp) = if absent {
@@ -507,7 +558,7 @@ impl UsageCache {
         bytes: i64,
         messages: i64,
     ) -> io::Result<()> {
-        let _turn = self.turn(maildir).lock().unwrap_or_else(|p| p.into_inner());
+        let _turn = self.turn(maildir).take();
         if self.was_absent(maildir, limit) {
             start_file(maildir, limit)?;
         }
@@ -822,6 +873,28 @@ mod tests {
         // is still counted from its messages.
         fs::remove_file(m.join(FILE)).unwrap();
         assert_eq!(UsageCache::default().usage(&m, &q).unwrap(), at(300, 3));
+    }
+
+    #[test]
+    fn a_check_while_our_append_lands_takes_the_figure_before_it() {
+        let (_t, m) = maildir();
+        let q = QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        };
+        let at = |bytes, messages| Usage { bytes, messages };
+        let cache = UsageCache::default();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
+        cache.record(&m, &q, 300, 1).unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(300, 1));
+        // Our append has written its line and not yet counted it.
+        let held = cache.turn(&m).take();
+        let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
+        f.write_all(b"200 1\n").unwrap();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(300, 1));
+        // Anyone else's change, seen with no append of ours under way, is read.
+        drop(held);
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(500, 2));
     }
 
     #[test]
