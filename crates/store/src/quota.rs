@@ -546,9 +546,10 @@ impl UsageCache {
 
     /// Records a change (one appended line; when the file is missing, it is
     /// started empty first if the Maildir was new at the last check, or else
-    /// rebuilt from the Maildir, which holds the message already), keeping the cached figure when the file grew by exactly our
-    /// line (nobody else wrote in between); otherwise it is forgotten and read
-    /// again at the next check. Our own appends to one Maildir are made one at
+    /// rebuilt from the Maildir, which holds the message already), keeping
+    /// the cached figure when the file grew by exactly our line (nobody else
+    /// wrote in between); otherwise it is forgotten and read again at the
+    /// next check. Our own appends to one Maildir are made one at
     /// a time, and a cached figure is always the sum of exactly the bytes its
     /// stamp measured, so "grew by exactly our line" means nobody else wrote.
     pub fn record(
