@@ -602,6 +602,18 @@ fn size_from_name(name: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// A limit on bytes only.
+    fn bytes_limit(bytes: u64) -> QuotaLimit {
+        QuotaLimit {
+            bytes: Some(bytes),
+            messages: None,
+        }
+    }
+
+    fn at(bytes: u64, messages: u64) -> Usage {
+        Usage { bytes, messages }
+    }
+
     fn maildir() -> (tempfile::TempDir, std::path::PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let m = t.path().join("Maildir");
@@ -650,10 +662,7 @@ mod tests {
         fs::write(m.join("cur/2.M2P2.h,S=50:2,S"), b"x").unwrap();
         fs::write(m.join(".Sent/cur/3.M3P3.h,S=25:2,S"), b"x").unwrap();
         fs::write(m.join("tmp/4.M4P4.h,S=999"), b"x").unwrap();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
+        let q = bytes_limit(1000);
         let u = usage(&m, &q).unwrap();
         assert_eq!(
             u,
@@ -668,10 +677,7 @@ mod tests {
     #[test]
     fn appended_changes_and_expunges_are_summed() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
+        let q = bytes_limit(1000);
         usage(&m, &q).unwrap();
         append(&m, &q, 300, 1).unwrap();
         append(&m, &q, 200, 1).unwrap();
@@ -692,10 +698,7 @@ mod tests {
         let (_t, m) = maildir();
         fs::write(m.join("new/1.M1P1.h,S=10"), b"x").unwrap();
         fs::write(m.join(FILE), "5S\n999 9\n").unwrap();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
+        let q = bytes_limit(1000);
         assert_eq!(usage(&m, &q).unwrap().bytes, 10);
         fs::write(m.join(FILE), "1000S\n10 1\n12").unwrap();
         assert_eq!(usage(&m, &q).unwrap().bytes, 10);
@@ -704,10 +707,7 @@ mod tests {
     #[test]
     fn a_long_file_is_compacted_to_its_sum_without_rescanning() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1 << 30),
-            messages: None,
-        };
+        let q = bytes_limit(1 << 30);
         usage(&m, &q).unwrap();
         for _ in 0..2000 {
             append(&m, &q, 10, 1).unwrap();
@@ -730,12 +730,8 @@ mod tests {
     #[test]
     fn the_cache_follows_our_records_and_every_other_writer() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
+        let q = bytes_limit(1000);
         let cache = UsageCache::default();
-        let at = |bytes, messages| Usage { bytes, messages };
         assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
         cache.record(&m, &q, 300, 1).unwrap();
         cache.record(&m, &q, 200, 1).unwrap();
@@ -758,10 +754,7 @@ mod tests {
         fs::rename(&tmp, m.join(FILE)).unwrap();
         assert_eq!(cache.usage(&m, &q).unwrap(), at(42, 1));
         // A new limit rebuilds from the Maildir (which holds no message files).
-        let bigger = QuotaLimit {
-            bytes: Some(2000),
-            messages: None,
-        };
+        let bigger = bytes_limit(2000);
         assert_eq!(cache.usage(&m, &bigger).unwrap(), at(0, 0));
         // The file removed: rebuilt on the next record, and counted again.
         fs::remove_file(m.join(FILE)).unwrap();
@@ -773,10 +766,7 @@ mod tests {
     #[test]
     fn concurrent_records_and_checks_keep_the_cached_figure_exact() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1 << 40),
-            messages: None,
-        };
+        let q = bytes_limit(1 << 40);
         let cache = UsageCache::default();
         // The file is made first: a record that finds none rebuilds it from
         // the Maildir's message files, which this test does not write.
@@ -820,14 +810,10 @@ mod tests {
     #[test]
     fn a_line_being_appended_is_left_out_and_a_line_torn_long_ago_rebuilds() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
+        let q = bytes_limit(1000);
         fs::write(m.join("new/1.M1P1.h,S=70,W=72"), b"x").unwrap();
         // Another writer's append, seen half done.
         fs::write(m.join(FILE), "1000S\n300 1\n20").unwrap();
-        let at = |bytes, messages| Usage { bytes, messages };
         let cache = UsageCache::default();
         assert_eq!(cache.usage(&m, &q).unwrap(), at(300, 1));
         assert_eq!(usage(&m, &q).unwrap(), at(300, 1));
@@ -848,11 +834,7 @@ mod tests {
     fn a_new_mailboxs_first_deliveries_are_counted_once_each() {
         let t = tempfile::tempdir().unwrap();
         let m = t.path().join("Maildir");
-        let q = QuotaLimit {
-            bytes: Some(1 << 30),
-            messages: None,
-        };
-        let at = |bytes, messages| Usage { bytes, messages };
+        let q = bytes_limit(1 << 30);
         let cache = UsageCache::default();
         // Checked before the Maildir exists (RCPT of its first messages).
         assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
@@ -879,11 +861,7 @@ mod tests {
     #[test]
     fn a_check_while_our_append_lands_takes_the_figure_before_it() {
         let (_t, m) = maildir();
-        let q = QuotaLimit {
-            bytes: Some(1000),
-            messages: None,
-        };
-        let at = |bytes, messages| Usage { bytes, messages };
+        let q = bytes_limit(1000);
         let cache = UsageCache::default();
         assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
         cache.record(&m, &q, 300, 1).unwrap();
