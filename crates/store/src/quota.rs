@@ -882,10 +882,7 @@ mod tests {
             bytes: Some(100),
             messages: Some(2),
         };
-        let u = Usage {
-            bytes: 60,
-            messages: 1,
-        };
+        let u = at(60, 1);
         assert!(!q.would_exceed(u, 40, 1));
         assert!(q.would_exceed(u, 41, 1));
         assert!(q.would_exceed(u, 1, 2));
