@@ -136,8 +136,7 @@ impl Directory {
     /// Whether the file could be read the last time (AUTH answers 454 4.7.0
     /// when it could not; mail for known users still flows from the last good copy).
     pub fn healthy(&self) -> bool {
-        let _ = self.current();
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).healthy
+        self.fresh().healthy
     }
 
     /// CRAM-MD5 and SCRAM-SHA-256 are advertised only when every user with a
@@ -145,23 +144,19 @@ impl Directory {
     /// do not fall back, so offering one that a user's stored hash (Argon2,
     /// SHA-crypt, bcrypt) cannot serve would lock that user out.
     pub fn mechanism_support(&self) -> MechanismSupport {
-        let _ = self.current();
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .support
-            .clone()
+        self.fresh().support.clone()
     }
 
     /// The decoys for logins of names no one has, one per cost among the
     /// current users ([`Decoys`]).
     pub fn decoys(&self) -> Arc<Decoys> {
+        self.fresh().decoys.clone()
+    }
+
+    /// The state, the file re-read first if it changed.
+    fn fresh(&self) -> std::sync::MutexGuard<'_, State> {
         let _ = self.current();
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .decoys
-            .clone()
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current directory, re-read first if the file changed.
