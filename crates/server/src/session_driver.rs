@@ -630,7 +630,7 @@ impl Driver {
                 return Answer::Refuse(r);
             }
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (shared, landed_in) = (self.shared.clone(), boxes.clone());
         let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
             // Counted where the commit ran (a blocking thread, not the
@@ -650,7 +650,6 @@ impl Driver {
                 tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));
             }
         }
-        let mut rx = rx;
         match tokio::time::timeout(timeout, &mut rx).await {
             Ok(Ok(Ok(done))) => {
                 self.delivered += 1;

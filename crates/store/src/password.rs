@@ -473,6 +473,13 @@ struct Cost {
     decoy: std::sync::OnceLock<Option<StoredPassword>>,
 }
 
+impl Cost {
+    /// The decoy, made (slowly) on the first call.
+    fn decoy(&self) -> Option<&StoredPassword> {
+        self.decoy.get_or_init(|| self.model.decoy_like()).as_ref()
+    }
+}
+
 impl Decoys {
     /// The decoys for these users' passwords.
     pub fn new(passwords: impl IntoIterator<Item = StoredPassword>) -> Self {
@@ -514,8 +521,7 @@ impl Decoys {
         first.copy_from_slice(&digest[..8]);
         // The modulo's bias is below 2^-40 for any users file.
         let pick = (u64::from_le_bytes(first) % self.users.len() as u64) as usize;
-        let cost = &self.costs[self.users[pick]];
-        match cost.decoy.get_or_init(|| cost.model.decoy_like()) {
+        match self.costs[self.users[pick]].decoy() {
             Some(d) => Some(d),
             None => decoy(),
         }
@@ -529,7 +535,7 @@ impl Decoys {
             let _ = decoy();
         }
         for cost in &self.costs {
-            let _ = cost.decoy.get_or_init(|| cost.model.decoy_like());
+            let _ = cost.decoy();
         }
     }
 
