@@ -29,14 +29,14 @@ pub fn run(cmd: QuotaCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     let mb = MailboxAddr::new(domain, local)?;
     let users_file = cfg.users_file();
     let users = Directory::open(users_file, cfg.primary_domain());
-    let store = MaildirStore::open(&cfg.data_dir, &cfg.hostname)?;
     let limit = limit_for(cfg, &users, &mb);
-    let maildir = store.maildir_path(&mb);
+    // Not MaildirStore::open: the server may be running on this data directory.
+    let maildir = MaildirStore::maildir_path_in(&cfg.data_dir, &mb);
     if !maildir.is_dir() {
         anyhow::bail!("{mb} has no Maildir at {}", maildir.display());
     }
     let usage = match cmd {
-        QuotaCommand::Get { .. } => quota::usage(&maildir, &limit)?,
+        QuotaCommand::Get { .. } => quota::peek(&maildir, &limit)?,
         QuotaCommand::Recalc { .. } => quota::recalc(&maildir, &limit)?,
     };
     println!("{}", describe(&mb, usage, &limit));

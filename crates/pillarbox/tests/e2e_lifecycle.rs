@@ -291,3 +291,52 @@ fn quit_and_stop(smtp: &mut Smtp, server: &mut common::Server) {
     server.signal("TERM");
     server.wait_exit(EXIT_TIMEOUT).expect("server exits");
 }
+
+/// Two servers on one data directory would each clear the other's spool (a
+/// start removes a crash's remnants): the second refuses to start, naming the
+/// lock file and the pid that holds it, and the first goes on delivering.
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    let mut second = std::process::Command::new(common::binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&dir.config_path)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second server");
+    let mut status = None;
+    for _ in 0..EXIT_TIMEOUT.as_millis() / 20 {
+        status = second.try_wait().expect("wait for the second server");
+        if status.is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let Some(status) = status else {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second server on the same data directory kept running");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "the second server exited {status:?}");
+    assert!(
+        stderr.contains("pillarbox.lock") && stderr.contains(&format!("pid {}", server.pid)),
+        "the error names the lock file and the holder: {stderr}"
+    );
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    let reply = smtp
+        .send_mail(
+            "a@example.test",
+            &["bob@example.test"],
+            &sample_message("after", "bob@example.test"),
+        )
+        .unwrap();
+    assert_eq!(reply.code, 250, "{reply}");
+    assert_eq!(dir.messages("bob@example.test").len(), 1);
+}

@@ -305,3 +305,52 @@ fn a_commit_that_outlasts_its_451_is_still_counted_in_maildirsize() {
     // The session goes on.
     c.expect("NOOP", 250);
 }
+
+/// `pillarbox quota get` beside a live server takes nothing from it. It used to
+/// open the store as a start does, which clears the spool of a crash's
+/// remnants: the message whose body was arriving lost its spool file, and its
+/// link into `new/` failed (451 after the client had sent it all).
+#[test]
+fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
+    let dir = TestDir::new(&Config::default());
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    let first = sample_message("first", "bob@example.test");
+    let reply = c
+        .send_mail("a@example.test", &["bob@example.test"], &first)
+        .unwrap();
+    assert_eq!(reply.code, 250, "{reply}");
+
+    c.expect("MAIL FROM:<a@example.test>", 250);
+    c.expect("RCPT TO:<bob@example.test>", 250);
+    c.expect("DATA", 354);
+    c.send(b"Subject: in flight\r\n\r\nthe first half\r\n")
+        .unwrap();
+    let spool = dir.data_dir.join("spool");
+    let in_spool = || fs::read_dir(&spool).unwrap().flatten().count();
+    for _ in 0..500 {
+        if in_spool() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(in_spool(), 1, "the message being received has a spool file");
+
+    let out = Command::new(common::binary())
+        .arg("quota")
+        .arg("--config")
+        .arg(&dir.config_path)
+        .args(["get", "bob@example.test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("messages 1 messages"), "{text}");
+    assert_eq!(in_spool(), 1, "quota get left the spool file alone");
+
+    c.send(b"the second half\r\n.\r\n").unwrap();
+    let reply = c.read_reply().expect("reply to the end of data");
+    assert_eq!(reply.code, 250, "{reply}");
+    assert_eq!(dir.messages("bob@example.test").len(), 2);
+}

@@ -32,6 +32,14 @@ pub enum StoreError {
     /// A domain or user name that cannot safely become a directory name.
     #[error("mailbox name {0:?} is not usable as a directory name")]
     BadMailbox(String),
+    /// Another process (another Pillarbox) holds the data directory's lock.
+    #[error("{} is held by another process{}: two servers cannot share a data directory", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse {
+        /// The lock file.
+        path: PathBuf,
+        /// The pid the lock file names, when it names one.
+        pid: Option<u32>,
+    },
 }
 
 impl StoreError {
@@ -48,6 +56,10 @@ impl StoreError {
                     .unwrap_or_else(|| io::Error::new(source.kind(), source.to_string())),
             },
             StoreError::BadMailbox(s) => StoreError::BadMailbox(s.clone()),
+            StoreError::InUse { path, pid } => StoreError::InUse {
+                path: path.clone(),
+                pid: *pid,
+            },
         }
     }
 

@@ -32,7 +32,7 @@
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -124,6 +124,61 @@ pub struct MaildirStore {
     quota: std::sync::Arc<crate::quota::UsageCache>,
     /// Shared fsyncs of `new/` directories.
     dir_syncs: std::sync::Arc<crate::dir_sync::DirSyncs>,
+    /// The data directory's lock, released when the last clone is dropped.
+    _lock: std::sync::Arc<DataDirLock>,
+}
+
+/// The name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "pillarbox.lock";
+
+/// An exclusive `flock` on `<data_dir>/pillarbox.lock`, which also holds the
+/// holder's pid (for the message another process gets). The kernel drops it
+/// when the process ends, however it ends, so no stale lock outlives a crash.
+/// The file is left in place: removing it would let two processes lock two
+/// different inodes.
+#[derive(Debug)]
+struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    fn take(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(|e| StoreError::io("open lock file", &path, e))?;
+        loop {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) => {
+                    let mut text = String::new();
+                    // The holder's pid, if it is readable: only for the message.
+                    let _ = io::Read::read_to_string(&mut file, &mut text);
+                    return Err(StoreError::InUse {
+                        path,
+                        pid: text.trim().parse().ok(),
+                    });
+                }
+                _ => return Err(StoreError::io("lock", &path, err)),
+            }
+        }
+        let pid = format!("{}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
+            .map_err(|e| StoreError::io("write lock file", &path, e))?;
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 impl MaildirStore {
@@ -131,19 +186,26 @@ impl MaildirStore {
     /// `<data_dir>/spool` when missing (and fsyncing the parent of each directory it
     /// creates). `hostname` goes into every message file name.
     ///
-    /// Every file left in the spool is removed: no session runs while the store is
-    /// opened, so a spool file is the remnant of a crash before the `250`, and its
-    /// client still has the message.
+    /// The store holds `<data_dir>/pillarbox.lock` (an exclusive `flock`) until
+    /// its last clone is dropped, and refuses a data directory another process
+    /// holds ([`StoreError::InUse`]): two servers on one spool would each take
+    /// the other's messages in flight for a crash's remnants.
+    ///
+    /// Every file left in the spool is then removed: no session runs while the
+    /// store is opened and nobody else holds the lock, so a spool file is the
+    /// remnant of a crash before the `250`, and its client still has the message.
     pub fn open(data_dir: &Path, hostname: &str) -> Result<Self, StoreError> {
         let mail_dir = data_dir.join("mail");
         let spool_dir = data_dir.join("spool");
         ensure_dir(&mail_dir)?;
         ensure_dir(&spool_dir)?;
+        let lock = DataDirLock::take(data_dir)?;
         clear_spool(&spool_dir)?;
         Ok(MaildirStore {
             data_dir: data_dir.to_path_buf(),
             mail_dir,
             spool_dir,
+            _lock: std::sync::Arc::new(lock),
             name_host: escape_host(hostname),
             quota: Default::default(),
             dir_syncs: Default::default(),
@@ -167,6 +229,13 @@ impl MaildirStore {
     /// before touching the disk.
     pub fn maildir_path(&self, rcpt: &MailboxAddr) -> PathBuf {
         maildir_path(&self.mail_dir, rcpt)
+    }
+
+    /// [`Self::maildir_path`] without opening the store, for a command run beside
+    /// a live server (opening takes the data directory's lock and clears the
+    /// spool).
+    pub fn maildir_path_in(data_dir: &Path, rcpt: &MailboxAddr) -> PathBuf {
+        maildir_path(&data_dir.join("mail"), rcpt)
     }
 
     /// Starts one incoming message: creates `<data_dir>/spool/<queue_id>`, which
@@ -811,6 +880,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = MaildirStore::open(dir.path(), "mx.example.test").expect("open");
         (dir, store)
+    }
+
+    #[test]
+    fn a_second_store_on_one_data_directory_is_refused_until_the_first_is_gone() {
+        let (dir, store) = store();
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"Subject: x\r\n\r\nbody\r\n").expect("write");
+        match MaildirStore::open(dir.path(), "mx.example.test") {
+            Err(StoreError::InUse { path, pid }) => {
+                assert_eq!(path, dir.path().join(LOCK_FILE));
+                assert_eq!(pid, Some(std::process::id()));
+            }
+            other => panic!("a second store on one data directory: {other:?}"),
+        }
+        // The message in flight kept its spool file and is delivered.
+        let rcpt = MailboxAddr::new("example.test", "bob").unwrap();
+        msg.commit(&[rcpt]).expect("commit");
+        // A clone keeps the lock; the last one gone releases it.
+        let clone = store.clone();
+        drop(store);
+        assert!(MaildirStore::open(dir.path(), "mx.example.test").is_err());
+        drop(clone);
+        MaildirStore::open(dir.path(), "mx.example.test").expect("open after the first is gone");
     }
 
     #[test]
