@@ -168,15 +168,7 @@ fn dovecot_reports_our_usage_and_its_expunge_frees_room_for_us() {
     c.expect("RSET", 250);
 
     // And our CLI agrees.
-    let out = Command::new(common::binary())
-        .arg("quota")
-        .arg("--config")
-        .arg(&dir.config_path)
-        .args(["get", "alice@example.test"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = dir.quota_get("alice@example.test");
     assert!(
         text.contains(&format!("storage 0 of {QUOTA} bytes")),
         "{text}"

@@ -337,15 +337,7 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
     }
     assert_eq!(in_spool(), 1, "the message being received has a spool file");
 
-    let out = Command::new(common::binary())
-        .arg("quota")
-        .arg("--config")
-        .arg(&dir.config_path)
-        .args(["get", "bob@example.test"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = dir.quota_get("bob@example.test");
     assert!(text.contains("messages 1 messages"), "{text}");
     assert_eq!(in_spool(), 1, "quota get left the spool file alone");
 

@@ -23,3 +23,25 @@ pub use disk::{space, DiskSpace};
 pub use error::StoreError;
 pub use maildir::{Delivered, IncomingMessage, MailboxAddr, MaildirStore};
 pub use users::{UserDirectory, UserEntry, UserFileError};
+
+/// `flock(2)` on `file`, exclusive, retried when a signal interrupts it; with
+/// `wait` false it fails at once (`EWOULDBLOCK`) when another holds the lock.
+/// The lock lasts as long as the file's descriptor stays open.
+pub(crate) fn flock_exclusive(file: &std::fs::File, wait: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a descriptor the caller owns; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -152,26 +152,18 @@ impl DataDirLock {
             .mode(FILE_MODE)
             .open(&path)
             .map_err(|e| StoreError::io("open lock file", &path, e))?;
-        loop {
-            use std::os::fd::AsRawFd;
-            // SAFETY: flock on a descriptor we own; no memory is involved.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break;
+        match crate::flock_exclusive(&file, false) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut text = String::new();
+                // The holder's pid, if it is readable: only for the message.
+                let _ = io::Read::read_to_string(&mut file, &mut text);
+                return Err(StoreError::InUse {
+                    path,
+                    pid: text.trim().parse().ok(),
+                });
             }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EWOULDBLOCK) => {
-                    let mut text = String::new();
-                    // The holder's pid, if it is readable: only for the message.
-                    let _ = io::Read::read_to_string(&mut file, &mut text);
-                    return Err(StoreError::InUse {
-                        path,
-                        pid: text.trim().parse().ok(),
-                    });
-                }
-                _ => return Err(StoreError::io("lock", &path, err)),
-            }
+            Err(e) => return Err(StoreError::io("lock", &path, e)),
         }
         let pid = format!("{}\n", std::process::id());
         file.set_len(0)

@@ -386,16 +386,9 @@ impl FileLock {
             .mode(0o600)
             .open(path)
             .map_err(|e| StoreError::io("open users lock file", path, e))?;
-        loop {
-            // SAFETY: flock on a descriptor we own; no memory is involved.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(StoreError::io("lock users file", path, err));
-            }
-        }
+        crate::flock_exclusive(&file, true)
+            .map_err(|e| StoreError::io("lock users file", path, e))?;
+        Ok(FileLock { _file: file })
     }
 }
 

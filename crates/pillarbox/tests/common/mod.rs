@@ -194,6 +194,25 @@ impl TestDir {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// `pillarbox quota --config <file> get <address>`: its stdout, after
+    /// checking that it succeeded.
+    pub fn quota_get(&self, address: &str) -> String {
+        let out = Command::new(binary())
+            .arg("quota")
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["get", address])
+            .output()
+            .expect("run pillarbox quota get");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "quota get {address}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
 }
 
 /// A running server; killed (SIGKILL) on drop if it is still alive.
