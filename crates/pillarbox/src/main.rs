@@ -118,10 +118,25 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pillarbox: {e:#}");
+            eprintln!("pillarbox: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each cause once: our errors spell their source in
+/// their own message (the server logs them with `Display` alone), so anyhow's
+/// `{:#}` would print it a second time.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -328,6 +328,11 @@ fn a_second_server_on_the_same_data_directory_refuses_to_start() {
         stderr.contains("pillarbox.lock") && stderr.contains(&format!("pid {}", server.pid)),
         "the error names the lock file and the holder: {stderr}"
     );
+    assert_eq!(
+        stderr.matches("pillarbox.lock").count(),
+        1,
+        "the cause is said once: {stderr}"
+    );
     let mut smtp = server.session();
     smtp.expect("EHLO client.test", 250);
     let reply = smtp
