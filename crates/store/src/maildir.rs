@@ -156,8 +156,9 @@ impl DataDirLock {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let mut text = String::new();
-                // The holder's pid, if it is readable: only for the message.
-                let _ = io::Read::read_to_string(&mut file, &mut text);
+                // The holder's pid, if it is readable: only for the message
+                // (and only its first bytes: the file is anyone's to fill).
+                let _ = io::Read::read_to_string(&mut io::Read::take(&mut file, 32), &mut text);
                 return Err(StoreError::InUse {
                     path,
                     pid: text.trim().parse().ok(),

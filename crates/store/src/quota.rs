@@ -138,14 +138,39 @@ fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
 /// left out. A missing, foreign or long-torn file is rebuilt from the messages,
 /// as Maildir++ says.
 pub fn peek(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
-    if let Ok((_, text, meta)) = read_file(maildir) {
-        if let Some((u, whole)) = sum(&text, limit) {
-            if whole == text.len() || Stamp::of(&meta).age() <= IN_FLIGHT {
-                return Ok(u);
-            }
-        }
+    match summed(maildir, limit) {
+        Some(s) => Ok(s.usage),
+        None => recalc(maildir, limit),
     }
-    recalc(maildir, limit)
+}
+
+/// What one read of `maildirsize` says.
+struct Summed {
+    /// The sum of its whole lines.
+    usage: Usage,
+    /// The file as it was stat'd before the read.
+    stamp: Stamp,
+    /// The read got exactly the stamped file, all in whole lines. Appends only
+    /// lengthen the file, so the sum is then exactly the stamped file's.
+    exact: bool,
+}
+
+/// The file's sum, or `None` when Maildir++ says to rebuild it: missing, not
+/// ours (another limit line, a line that does not parse), or ending in a line
+/// torn long enough ago to be a crash's rather than an append in flight (a
+/// write that crosses a page is seen page by page; the torn part is left out).
+fn summed(maildir: &Path, limit: &QuotaLimit) -> Option<Summed> {
+    let (_, text, meta) = read_file(maildir).ok()?;
+    let (usage, whole) = sum(&text, limit)?;
+    let stamp = Stamp::of(&meta);
+    if whole < text.len() && stamp.age() > IN_FLIGHT {
+        return None;
+    }
+    Some(Summed {
+        usage,
+        exact: whole == text.len() && text.len() as u64 == stamp.len,
+        stamp,
+    })
 }
 
 /// [`usage`], with the stamp of the file the figure was summed from, or `None`
@@ -160,22 +185,15 @@ fn usage_stamped(
 ) -> io::Result<(Usage, Option<Stamp>)> {
     // A rebuilt file has no stamp worth keeping: the next check reads it.
     let rebuild = || recalc(maildir, limit).map(|u| (u, None));
-    let Ok((_, text, meta)) = read_file(maildir) else {
+    let Some(Summed {
+        usage: u,
+        stamp,
+        exact,
+    }) = summed(maildir, limit)
+    else {
         return rebuild();
     };
-    let Some((u, whole)) = sum(&text, limit) else {
-        return rebuild();
-    };
-    // Appends only lengthen the file: a read that got exactly the length
-    // stamped before it, all in whole lines, summed exactly the stamped file.
-    let exact = whole == text.len() && text.len() as u64 == meta.len();
-    let stamp = Stamp::of(&meta);
-    if whole < text.len() && stamp.age() > IN_FLIGHT {
-        // A line left torn by a crash, not one being appended: rebuild
-        // rather than guess (and before the next append runs into it).
-        return rebuild();
-    }
-    if meta.len() > MAX_FILE {
+    if stamp.len > MAX_FILE {
         // Maildir++ rebuilds a file this long. Rebuilding by rescanning the
         // Maildir costs a readdir of every message each few hundred deliveries;
         // the sum of its own lines is the same figure, so write that instead.
