@@ -37,6 +37,17 @@
 #   PEERS=$WORK/peers            the Python venv and node_modules (kept between runs)
 #   INSTALL=1                    0: do not install anything (peers must be there)
 #   FLOOR=1                      0: skip the file-system floor (it needs gcc)
+#   SETTLE=auto                  seconds to wait after each server in SETTLE_AFTER
+#                                (auto: 300 on ext2/3/4 without a journal, else 0)
+#   SETTLE_AFTER=postfix         the servers that delete a file per message (see below)
+#
+# Why the wait: on ext2/3/4 without a journal, a file creation skips every
+# free inode freed in the last 60 s (300 s while its inode-table block is
+# dirty), looking each one up (fs/ext4/ialloc.c, recently_deleted). Postfix
+# deletes its queue file once a message is delivered, so for five minutes
+# after its run every file a server creates in the same block groups costs
+# far more (20,000 deletions halved Pillarbox's rate here). Each run must
+# not pay for the one before it.
 # A quick run: ROUNDS=1 MESSAGES=2000 IDLE=1000 bench/compare.sh
 
 set -euo pipefail
@@ -61,6 +72,8 @@ INSTALL=${INSTALL:-1}
 PILLARBOX_BIN=${PILLARBOX_BIN:-}
 FLOOR=${FLOOR:-1}
 FLOOR_BIN=
+SETTLE=${SETTLE:-auto}
+SETTLE_AFTER=${SETTLE_AFTER:-postfix}
 
 AIOSMTPD_VERSION=1.4.6
 SMTP_SERVER_VERSION=3.21.6
@@ -385,6 +398,10 @@ load_run() {
     python3 "$HERE/table.py" record "$server" "$round" "$RUN_DIR/bench.json" \
         "$RUN_DIR/before.json" "$RUN_DIR/after.json" "$stored" >>"$RESULTS/runs.jsonl"
     log "$(python3 "$HERE/table.py" summary "$RESULTS/runs.jsonl")"
+    if [ "$SETTLE" -gt 0 ] && [[ " $SETTLE_AFTER " == *" $server "* ]]; then
+        log "$server deleted a file per message: waiting $SETTLE s before the next run (see SETTLE)"
+        sleep "$SETTLE"
+    fi
 }
 
 # floor_run ROUND: the file work of MESSAGES deliveries on SESSIONS threads,
@@ -428,21 +445,29 @@ idle_run() {
     fi
 }
 
-machine() {
-    local mem disk dev fstype
-    mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+# journal WORK's filesystem: "with", "without" (ext2/3/4) or "" (another kind).
+# A mounted ext3/4 journal shows as /proc/fs/jbd2/<device>-<inode>.
+journal() {
+    local dev fstype
     read -r dev fstype < <(df -T "$WORK" | awk 'NR == 2 {print $1, $2}')
-    disk="$dev ($fstype)"
-    # ext2/3/4: with or without a journal decides what an fsync costs
-    # (a mounted ext3/4 journal shows as /proc/fs/jbd2/<device>-<inode>).
     case "$fstype" in
         ext2|ext3|ext4)
             if compgen -G "/proc/fs/jbd2/$(basename "$dev")-*" >/dev/null; then
-                disk="$dev ($fstype, with a journal)"
+                echo with
             else
-                disk="$dev ($fstype, without a journal)"
+                echo without
             fi ;;
     esac
+}
+
+machine() {
+    local mem disk dev fstype j
+    mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+    read -r dev fstype < <(df -T "$WORK" | awk 'NR == 2 {print $1, $2}')
+    disk="$dev ($fstype)"
+    # ext2/3/4: with or without a journal decides what an fsync costs.
+    j=$(journal)
+    [ -n "$j" ] && disk="$dev ($fstype, $j a journal)"
     printf -- '- CPU: %s cores (%s)\n' "$(nproc)" \
         "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     printf -- '- memory: %s\n' "$mem"
@@ -472,6 +497,10 @@ main() {
     : >"$RESULTS/runs.jsonl"
     : >"$RESULTS/idle.jsonl"
     : >"$RESULTS/floor.jsonl"
+    if [ "$SETTLE" = auto ]; then
+        SETTLE=0
+        [ "$(journal)" = without ] && SETTLE=300
+    fi
     # The server under test needs a descriptor per idle connection.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -508,6 +537,9 @@ main() {
         printf 'Pillarbox commit %s (%s). Load: `pillarbox bench --sessions %s --messages %s --duration %s --size %s %s`, ' \
             "$commit" "$PILLARBOX_BIN" "$SESSIONS" "$MESSAGES" "$DURATION" "$SIZE" "$BENCH_FLAGS"
         printf '%s rounds, servers alternating, each run on a freshly started server.\n' "$ROUNDS"
+        if [ "$SETTLE" -gt 0 ]; then
+            printf 'A wait of %s s after each run of: %s (they delete a file per message; see SETTLE in bench/compare.sh).\n' "$SETTLE" "$SETTLE_AFTER"
+        fi
         if [ "$IDLE" -gt 0 ]; then
             printf 'Idle: %s connections (Postfix %s) held %s s after EHLO.\n\n' "$IDLE" "$IDLE_POSTFIX" "$HOLD"
         else
