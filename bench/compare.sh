@@ -398,6 +398,12 @@ load_run() {
     python3 "$HERE/table.py" record "$server" "$round" "$RUN_DIR/bench.json" \
         "$RUN_DIR/before.json" "$RUN_DIR/after.json" "$stored" >>"$RESULTS/runs.jsonl"
     log "$(python3 "$HERE/table.py" summary "$RESULTS/runs.jsonl")"
+}
+
+# settle SERVER: after a server that deletes a file per message, wait until
+# ext4 no longer makes the next run's file creations pay for it (SETTLE).
+settle() {
+    local server=$1
     if [ "$SETTLE" -gt 0 ] && [[ " $SETTLE_AFTER " == *" $server "* ]]; then
         log "$server deleted a file per message: waiting $SETTLE s before the next run (see SETTLE)"
         sleep "$SETTLE"
@@ -513,11 +519,17 @@ main() {
         [ "$FLOOR" = 1 ] && list+=(fs-floor)
         k=$(((round - 1) % ${#list[@]}))
         ordered=("${list[@]:k}" "${list[@]:0:k}")
-        for server in "${ordered[@]}"; do
+        local i
+        for i in "${!ordered[@]}"; do
+            server=${ordered[i]}
             if [ "$server" = fs-floor ]; then
                 floor_run "$round"
             else
                 load_run "$server" "$round"
+            fi
+            # The idle phase creates no files: no wait after the last run.
+            if [ "$round" -lt "$ROUNDS" ] || [ "$i" -lt $((${#ordered[@]} - 1)) ]; then
+                settle "$server"
             fi
         done
     done

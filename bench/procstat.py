@@ -12,9 +12,11 @@ shared pages divided among the processes sharing them).
 
 machine is the whole machine's CPU time from /proc/stat, in seconds summed
 over every CPU: busy_s (user, nice, system, irq, softirq: every process, the
-bench client and the kernel's own threads included) and total_s (busy, idle,
-iowait and steal), so a before/after difference gives the CPU a run cost
-beyond the server's own processes and how busy the machine was.
+bench client and the kernel's own threads included), steal_s (time the
+virtual machine's host gave to others while one of our CPUs wanted to run)
+and total_s (busy, idle, iowait and steal), so a before/after difference
+gives the CPU a run cost beyond the server's own processes, how busy the
+machine was, and how much of it the host took away.
 """
 
 import json
@@ -63,7 +65,11 @@ def machine(ticks):
     # guest time is already counted in user.
     user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
     busy = user + nice + system + irq + softirq
-    return {"busy_s": busy / ticks, "total_s": (busy + idle + iowait + steal) / ticks}
+    return {
+        "busy_s": busy / ticks,
+        "steal_s": steal / ticks,
+        "total_s": (busy + idle + iowait + steal) / ticks,
+    }
 
 
 def main():

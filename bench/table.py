@@ -36,10 +36,12 @@ def record(server, rnd, bench_path, before_path, after_path, stored):
     cpu = max(0.0, after["cpu_s"] - before["cpu_s"])
     # The whole machine over the same window (runs.jsonl of older runs lack it).
     m0, m1 = before.get("machine"), after.get("machine")
-    busy = total = None
+    busy = total = steal = None
     if m0 and m1:
         busy = max(0.0, m1["busy_s"] - m0["busy_s"])
         total = max(0.0, m1["total_s"] - m0["total_s"])
+        if "steal_s" in m0 and "steal_s" in m1:
+            steal = max(0.0, m1["steal_s"] - m0["steal_s"])
     print(json.dumps({
         "server": server,
         "round": int(rnd),
@@ -56,6 +58,7 @@ def record(server, rnd, bench_path, before_path, after_path, stored):
         "cpu_s_per_1000": cpu * 1000.0 / accepted if accepted else None,
         "machine_cpu_s_per_1000": busy * 1000.0 / accepted if accepted and busy is not None else None,
         "machine_busy": busy / total if busy is not None and total else None,
+        "machine_steal": steal / total if steal is not None and total else None,
         "hwm_kib": after["hwm_kib"],
         "pids": after["pids"],
         "stored": None if stored == "-" else int(stored),
@@ -180,8 +183,8 @@ def render(runs_path, idle_path, floor_path=None):
     servers = order({r["server"] for r in runs})
     out = []
     if runs:
-        out.append("| server | messages/s, median (range) | × smtp-sink | × Postfix | p99 accept latency, ms | p50, ms | server CPU s per 1,000 messages | machine CPU s per 1,000 | machine busy | peak RSS, MiB | failed | stored = accepted |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| server | messages/s, median (range) | × smtp-sink | × Postfix | p99 accept latency, ms | p50, ms | server CPU s per 1,000 messages | machine CPU s per 1,000 | machine busy | stolen by the host | peak RSS, MiB | failed | stored = accepted |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for s in servers:
             rs = [by_round[k][s] for k in sorted(by_round) if s in by_round[k]]
             ratio = {}
@@ -198,7 +201,7 @@ def render(runs_path, idle_path, floor_path=None):
                 stored = "yes"
             else:
                 stored = "NO: " + ", ".join(f"{r['stored']}/{r['accepted']}" for r in rs)
-            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 s,
                 med_range([r["messages_per_s"] for r in rs], lambda v: f"{v:,.0f}"),
                 med_range(ratio["smtp-sink"], lambda v: f"{v:.2f}"),
@@ -208,6 +211,7 @@ def render(runs_path, idle_path, floor_path=None):
                 med_range([r["cpu_s_per_1000"] for r in rs], lambda v: f"{v:.2f}"),
                 med_range([r.get("machine_cpu_s_per_1000") for r in rs], lambda v: f"{v:.2f}"),
                 med_range([r.get("machine_busy") for r in rs], lambda v: f"{v:.0%}"),
+                med_range([r.get("machine_steal") for r in rs], lambda v: f"{v:.0%}"),
                 f"{max(r['hwm_kib'] for r in rs) / 1024:.1f}",
                 sum(r["failed"] for r in rs),
                 stored,
@@ -221,7 +225,9 @@ def render(runs_path, idle_path, floor_path=None):
                    "the whole machine's busy time over the same window (/proc/stat: every process, the "
                    "bench client and the kernel's threads included); machine busy is that time as a "
                    "share of all CPUs' time, so near 100% means the machine, not the server's design, "
-                   "set the rate.")
+                   "set the rate. Stolen by the host is the share of all CPUs' time the virtual "
+                   "machine's host ran something else while one of ours wanted to run (/proc/stat's "
+                   "steal): where it is high, every figure of that run is low, whoever ran.")
         refused = {}
         for r in runs:
             for code, n in r["replies"].items():
@@ -256,7 +262,8 @@ def summary(runs_path):
     lat = r["latency_ms"] or {}
     print(f"round {r['round']} {r['server']}: {r['messages_per_s']:,.0f} msg/s, "
           f"p99 {lat.get('p99', 0):.1f} ms, {r['accepted']} accepted, {r['failed']} failed, "
-          f"stored {r['stored']}, CPU {r['cpu_s']:.2f} s")
+          f"stored {r['stored']}, CPU {r['cpu_s']:.2f} s"
+          + (f", stolen {r['machine_steal']:.0%}" if r.get("machine_steal") is not None else ""))
 
 
 def main():
