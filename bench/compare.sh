@@ -484,6 +484,8 @@ machine() {
 }
 
 main() {
+    [[ "$SETTLE" == auto || "$SETTLE" =~ ^[0-9]+$ ]] ||
+        die "SETTLE=$SETTLE: expected a number of seconds or auto"
     mkdir -p "$WORK"
     # Earlier runs' Maildirs are moved aside now and deleted after the last
     # measurement: on ext4 without a journal the inode allocator skips inodes
