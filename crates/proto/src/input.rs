@@ -53,10 +53,11 @@ impl Input {
         self.start = 0;
     }
 
-    /// Frees the buffer's memory when nothing is pending (an idle connection).
+    /// Gives the buffer's memory back when nothing is pending (an idle
+    /// connection holds none), to this thread's spares for the next read.
     pub fn release(&mut self) {
         if self.is_empty() {
-            self.buf = Vec::new();
+            crate::spare::give(std::mem::take(&mut self.buf));
             self.start = 0;
         }
     }

@@ -13,6 +13,7 @@ pub mod dot_decoder;
 pub mod input;
 pub mod sasl;
 pub mod session;
+pub mod spare;
 
 pub use address::{Domain, ForwardPath, Mailbox, ReversePath};
 pub use input::Input;

@@ -1018,10 +1018,12 @@ impl Session {
         if data.is_empty() {
             return false;
         }
-        let mut out = Vec::with_capacity(data.len());
+        let mut out = crate::spare::take(data.len());
         let r = decoder.decode(data, &mut out);
         input.consume(r.consumed);
-        if !out.is_empty() {
+        if out.is_empty() {
+            crate::spare::give(out);
+        } else {
             self.events.push_back(Event::Body(out));
         }
         if r.ended {
@@ -1057,7 +1059,9 @@ impl Session {
             self.bdat_size = self.bdat_size.saturating_add(n as u64);
             if before < self.cfg.max_message_size {
                 let keep = ((self.cfg.max_message_size - before) as usize).min(n);
-                self.events.push_back(Event::Body(bytes[..keep].to_vec()));
+                let mut body = crate::spare::take(keep);
+                body.extend_from_slice(&bytes[..keep]);
+                self.events.push_back(Event::Body(body));
             }
             *remaining -= n as u64;
             input.consume(n);

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use pillarbox_codes::{Reply, ReplyClass, Row};
 use pillarbox_proto::sasl::Mechanism;
 use pillarbox_proto::session::AuthPolicy;
+use pillarbox_proto::spare;
 use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
@@ -43,13 +44,16 @@ impl Conn {
         match self {
             Conn::Plain(s) => loop {
                 s.readable().await?;
+                if buf.capacity() == 0 {
+                    *buf = spare::take(READ_CHUNK);
+                }
                 buf.reserve(READ_CHUNK);
                 match s.try_read_buf(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Readiness can be stale: give the buffer back before
                         // waiting again, or an idle session keeps 16 KiB.
                         if buf.is_empty() {
-                            *buf = Vec::new();
+                            spare::give(std::mem::take(buf));
                         }
                         continue;
                     }
@@ -57,6 +61,9 @@ impl Conn {
                 }
             },
             Conn::Tls(s) => {
+                if buf.capacity() == 0 {
+                    *buf = spare::take(READ_CHUNK);
+                }
                 buf.reserve(READ_CHUNK);
                 s.read_buf(buf).await
             }
@@ -256,7 +263,10 @@ impl Driver {
                         let a = Box::pin(self.answer(q)).await;
                         self.session.answer(a);
                     }
-                    Event::Body(bytes) => self.write_body(&bytes),
+                    Event::Body(bytes) => {
+                        self.write_body(&bytes);
+                        spare::give(bytes);
+                    }
                     Event::AbortMessage => self.abort_message(),
                     Event::StartTls => {
                         if let Err(reason) =
@@ -629,6 +639,15 @@ impl Driver {
                 msg.abort();
                 return Answer::Refuse(r);
             }
+        }
+        // The last buffered bytes are written here, so the write buffer goes
+        // back to this thread's spares; the commit thread only syncs and links.
+        let mut msg = msg;
+        if let Err(e) = msg.write_out() {
+            msg.abort();
+            self.shared.disk.invalidate();
+            tracing::warn!(queue_id = %self.queue_id, error = %e, "writing the message failed");
+            return Answer::Refuse(store_reply(&e));
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (shared, landed_in) = (self.shared.clone(), boxes.clone());

@@ -31,7 +31,7 @@
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +40,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::StoreError;
 
 /// Size of the write buffer over a spool file: large enough that a typical message
-/// costs a handful of system calls, small enough to hold per session.
+/// costs a handful of system calls, small enough to hold per message being
+/// received. It comes from the thread's spare buffers (`pillarbox_proto::spare`)
+/// and goes back there once the message is written out.
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// How many fresh names to try when a name is already taken in `new/`. A clash needs
@@ -255,7 +257,11 @@ impl MaildirStore {
             .open(&spool)
             .map_err(|e| StoreError::io("create spool file", &spool, e))?;
         Ok(IncomingMessage {
-            out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            out: Some(SpoolOut {
+                file,
+                buf: Vec::new(),
+                written_out: false,
+            }),
             spool,
             spool_exists: true,
             dir_syncs: self.dir_syncs.clone(),
@@ -284,8 +290,8 @@ pub struct Delivered {
 /// so a session that ends mid-DATA leaves nothing behind.
 #[derive(Debug)]
 pub struct IncomingMessage {
-    /// `None` once the writer has been flushed for commit or thrown away.
-    out: Option<BufWriter<File>>,
+    /// `None` once the file has been handed to the commit or thrown away.
+    out: Option<SpoolOut>,
     /// The spool file's name.
     spool: PathBuf,
     /// The spool name is not unlinked yet.
@@ -355,17 +361,31 @@ impl IncomingMessage {
         self.discard();
     }
 
-    /// Batch phase 1: writes out the buffered bytes (no fsync yet) and returns
-    /// the open spool file, whose filesystem the batch will sync.
-    fn flush_for_batch(&mut self) -> Result<File, StoreError> {
-        let Some(mut out) = self.out.take() else {
+    /// Writes out every byte still buffered (no fsync) and gives the write
+    /// buffer back to this thread's spares. No write may follow. The session
+    /// calls it on its own thread before handing the message to a commit
+    /// thread, so the buffer is reused where it was taken; `commit` calls it
+    /// itself otherwise (a second call writes nothing).
+    pub fn write_out(&mut self) -> Result<(), StoreError> {
+        let Some(out) = self.out.as_mut() else {
             return Err(closed_error(&self.spool));
         };
-        self.lf
-            .finish(&mut out)
-            .map_err(|e| StoreError::io("write spool file", &self.spool, e))?;
-        out.into_inner()
-            .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))
+        if out.written_out {
+            return Ok(());
+        }
+        let written = self.lf.finish(out).and_then(|()| out.flush());
+        out.written_out = true;
+        pillarbox_proto::spare::give(std::mem::take(&mut out.buf));
+        written.map_err(|e| StoreError::io("write spool file", &self.spool, e))
+    }
+
+    /// The spool file, written out (no fsync yet), taken for the commit.
+    fn written_file(&mut self) -> Result<File, StoreError> {
+        self.write_out()?;
+        match self.out.take() {
+            Some(out) => Ok(out.file),
+            None => Err(closed_error(&self.spool)),
+        }
     }
 
     /// Links the (already durable) spool file into every recipient's `new/`
@@ -422,7 +442,7 @@ pub fn commit_batch(
     let mut files: Vec<File> = Vec::new();
     // Phase 1: write out.
     for (i, (mut msg, rcpts)) in batch.into_iter().enumerate() {
-        match msg.flush_for_batch() {
+        match msg.written_file() {
             Ok(f) => {
                 files.push(f);
                 msgs.push((i, msg, rcpts));
@@ -564,15 +584,7 @@ fn sync_dirs(tickets: &[crate::dir_sync::Ticket<'_>]) -> Result<(), StoreError> 
 
 impl IncomingMessage {
     fn deliver(&mut self, rcpts: &[MailboxAddr]) -> Result<Delivered, StoreError> {
-        let Some(mut out) = self.out.take() else {
-            return Err(closed_error(&self.spool));
-        };
-        self.lf
-            .finish(&mut out)
-            .map_err(|e| StoreError::io("write spool file", &self.spool, e))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| StoreError::io("write spool file", &self.spool, e.into_error()))?;
+        let file = self.written_file()?;
         // The bytes and the inode (a count of 1) before any name in new/.
         sync_spool_files(&[(&file, self.spool.as_path())])?;
 
@@ -638,10 +650,9 @@ impl IncomingMessage {
     /// Throws away the writer (without flushing it) and unlinks the spool file.
     fn discard(&mut self) {
         if let Some(out) = self.out.take() {
-            // into_parts drops the buffered bytes instead of writing them to a file
-            // we are about to delete.
-            let (file, _unwritten) = out.into_parts();
-            drop(file);
+            // The buffered bytes are dropped, not written to a file we are
+            // about to delete.
+            pillarbox_proto::spare::give(out.buf);
         }
         if self.spool_exists {
             self.spool_exists = false;
@@ -655,6 +666,48 @@ impl Drop for IncomingMessage {
     /// spool file.
     fn drop(&mut self) {
         self.discard();
+    }
+}
+
+/// The spool file and the bytes not yet written to it.
+#[derive(Debug)]
+struct SpoolOut {
+    file: File,
+    /// At most [`WRITE_BUFFER`] bytes not yet written; no capacity until the
+    /// first write and after [`IncomingMessage::write_out`].
+    buf: Vec<u8>,
+    /// Everything was written out: no more writes.
+    written_out: bool,
+}
+
+impl Write for SpoolOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.written_out {
+            return Err(io::Error::other("the spool file was already written out"));
+        }
+        if self.buf.len() + data.len() > WRITE_BUFFER {
+            self.flush()?;
+        }
+        if data.len() >= WRITE_BUFFER {
+            self.file.write_all(data)?;
+        } else {
+            if self.buf.capacity() == 0 {
+                self.buf = pillarbox_proto::spare::take(WRITE_BUFFER);
+            }
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    /// Writes the buffered bytes to the file (no fsync). After an error the
+    /// message is refused, so the bytes are dropped either way.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.buf);
+        self.buf.clear();
+        written
     }
 }
 
@@ -727,7 +780,14 @@ fn closed_error(spool: &Path) -> StoreError {
 }
 
 fn maildir_path(mail_dir: &Path, rcpt: &MailboxAddr) -> PathBuf {
-    mail_dir.join(&rcpt.domain).join(&rcpt.user).join("Maildir")
+    // One allocation: it is built several times per message (quota, links).
+    let len = mail_dir.as_os_str().len() + rcpt.domain.len() + rcpt.user.len() + "//Maildir/".len();
+    let mut path = PathBuf::with_capacity(len);
+    path.push(mail_dir);
+    path.push(&rcpt.domain);
+    path.push(&rcpt.user);
+    path.push("Maildir");
+    path
 }
 
 /// Escapes the host name for a Maildir file name: `/` would make a path and `:`
@@ -1007,6 +1067,48 @@ mod tests {
         assert!(name.contains(".mx.example.test,S="), "{name}");
         let pid = format!("P{}Q", std::process::id());
         assert!(name.contains(&pid), "{name}");
+    }
+
+    #[test]
+    fn a_message_written_out_on_one_thread_is_committed_whole_on_another() {
+        let (_dir, store) = store();
+        // Lines across the write buffer's bound, one write larger than it,
+        // and a CR held back at the very end.
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\r\n";
+        let small: Vec<u8> = line.repeat(WRITE_BUFFER / line.len() + 3);
+        // One line longer than the buffer: written past it, after what it holds.
+        let mut large = vec![b'x'; 2 * WRITE_BUFFER];
+        large.extend_from_slice(b"\r\n");
+        let mut msg = store.begin("q1").expect("begin");
+        for chunk in [
+            &small[..],
+            &large[..],
+            &small[..100],
+            &small[100..],
+            b"end\r",
+        ] {
+            msg.write(chunk).expect("write");
+        }
+        msg.write_out().expect("write out");
+        assert!(msg.write(b"more").is_err(), "no write after write_out");
+        msg.write_out().expect("a second write_out writes nothing");
+        let delivered = std::thread::spawn(move || msg.commit(&[rcpt("alice")]))
+            .join()
+            .expect("commit thread")
+            .expect("commit");
+
+        let mut wire = [&small[..], &large[..], &small[..]].concat();
+        wire.extend_from_slice(b"end\r");
+        let expected: Vec<u8> = String::from_utf8(wire.clone())
+            .expect("ascii")
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let stored = fs::read(&delivered.paths[0]).expect("read message");
+        assert_eq!(stored.len(), expected.len());
+        assert!(stored == expected, "the stored bytes differ");
+        assert_eq!(delivered.stored_size, expected.len() as u64);
+        assert_eq!(delivered.wire_size, wire.len() as u64);
+        assert!(spool_entries(&store).is_empty());
     }
 
     #[test]
