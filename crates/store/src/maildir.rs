@@ -261,6 +261,7 @@ impl MaildirStore {
                 file,
                 buf: Vec::new(),
                 written_out: false,
+                failed: false,
             }),
             spool,
             spool_exists: true,
@@ -371,7 +372,10 @@ impl IncomingMessage {
             return Err(closed_error(&self.spool));
         };
         if out.written_out {
-            return Ok(());
+            // A failed write stays failed, however often this is asked.
+            return out
+                .check()
+                .map_err(|e| StoreError::io("write spool file", &self.spool, e));
         }
         let written = self.lf.finish(out).and_then(|()| out.flush());
         out.written_out = true;
@@ -678,10 +682,30 @@ struct SpoolOut {
     buf: Vec<u8>,
     /// Everything was written out: no more writes.
     written_out: bool,
+    /// A write to the file failed: the file lacks bytes, for good.
+    failed: bool,
+}
+
+impl SpoolOut {
+    fn check(&self) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write to the spool file failed",
+            ));
+        }
+        Ok(())
+    }
+
+    fn write_file(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let written = self.file.write_all(bytes);
+        self.failed |= written.is_err();
+        written
+    }
 }
 
 impl Write for SpoolOut {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.check()?;
         if self.written_out {
             return Err(io::Error::other("the spool file was already written out"));
         }
@@ -689,7 +713,7 @@ impl Write for SpoolOut {
             self.flush()?;
         }
         if data.len() >= WRITE_BUFFER {
-            self.file.write_all(data)?;
+            self.write_file(data)?;
         } else {
             if self.buf.capacity() == 0 {
                 self.buf = pillarbox_proto::spare::take(WRITE_BUFFER);
@@ -702,10 +726,13 @@ impl Write for SpoolOut {
     /// Writes the buffered bytes to the file (no fsync). After an error the
     /// message is refused, so the bytes are dropped either way.
     fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
         if self.buf.is_empty() {
             return Ok(());
         }
-        let written = self.file.write_all(&self.buf);
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.write_file(&buf);
+        self.buf = buf;
         self.buf.clear();
         written
     }
@@ -1108,6 +1135,26 @@ mod tests {
         assert!(stored == expected, "the stored bytes differ");
         assert_eq!(delivered.stored_size, expected.len() as u64);
         assert_eq!(delivered.wire_size, wire.len() as u64);
+        assert!(spool_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn a_failed_write_fails_write_out_and_commit_for_good() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("q1").expect("begin");
+        msg.write(b"Subject: x\r\n\r\n").expect("buffered");
+        // Every write to /dev/full fails with ENOSPC, as on a full disk.
+        let full = OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        msg.out.as_mut().expect("open").file = full;
+        let long = vec![b'x'; WRITE_BUFFER + 1];
+        assert!(msg.write(&long).is_err(), "the write reaches the file");
+        assert!(msg.write_out().is_err(), "write_out reports it");
+        assert!(msg.write_out().is_err(), "and again");
+        assert!(msg.commit(&[rcpt("alice")]).is_err(), "commit too");
+        assert!(new_entries(&store, "alice").is_empty(), "nothing delivered");
         assert!(spool_entries(&store).is_empty());
     }
 
