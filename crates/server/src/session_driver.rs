@@ -603,7 +603,7 @@ impl Driver {
     }
 
     async fn deliver(&mut self, size: u64) -> Answer {
-        let Some(msg) = self.msg.take().map(|m| *m) else {
+        let Some(mut msg) = self.msg.take().map(|m| *m) else {
             return Answer::Refuse(Row::LocalError.reply());
         };
         if let Some(e) = self.msg_error.take() {
@@ -642,7 +642,6 @@ impl Driver {
         }
         // The last buffered bytes are written here, so the write buffer goes
         // back to this thread's spares; the commit thread only syncs and links.
-        let mut msg = msg;
         if let Err(e) = msg.write_out() {
             msg.abort();
             self.shared.disk.invalidate();
