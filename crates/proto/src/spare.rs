@@ -45,11 +45,7 @@ fn class_for_give(cap: usize) -> Option<usize> {
     if cap < SMALLEST {
         return None;
     }
-    let size = if cap.is_power_of_two() {
-        cap
-    } else {
-        cap.next_power_of_two() / 2
-    };
+    let size = 1usize << cap.ilog2();
     Some((size.min(LARGEST) / SMALLEST).trailing_zeros() as usize)
 }
 
@@ -85,8 +81,9 @@ pub fn give(mut buf: Vec<u8>) {
     });
 }
 
-/// Bytes of spare buffers this thread holds (for tests).
-pub fn held() -> usize {
+/// Bytes of spare buffers this thread holds.
+#[cfg(test)]
+fn held() -> usize {
     SPARES
         .try_with(|s| {
             s.borrow()
