@@ -31,6 +31,15 @@ use crate::storage;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Room for one read in `buf`: a spare buffer of this thread's when it has
+/// none (an idle session gave its own back).
+fn make_room(buf: &mut Vec<u8>) {
+    if buf.capacity() == 0 {
+        *buf = spare::take(READ_CHUNK);
+    }
+    buf.reserve(READ_CHUNK);
+}
+
 enum Conn {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
@@ -44,10 +53,7 @@ impl Conn {
         match self {
             Conn::Plain(s) => loop {
                 s.readable().await?;
-                if buf.capacity() == 0 {
-                    *buf = spare::take(READ_CHUNK);
-                }
-                buf.reserve(READ_CHUNK);
+                make_room(buf);
                 match s.try_read_buf(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Readiness can be stale: give the buffer back before
@@ -61,10 +67,7 @@ impl Conn {
                 }
             },
             Conn::Tls(s) => {
-                if buf.capacity() == 0 {
-                    *buf = spare::take(READ_CHUNK);
-                }
-                buf.reserve(READ_CHUNK);
+                make_room(buf);
                 s.read_buf(buf).await
             }
             Conn::Closed => Ok(0),
@@ -606,7 +609,16 @@ impl Driver {
         let Some(mut msg) = self.msg.take().map(|m| *m) else {
             return Answer::Refuse(Row::LocalError.reply());
         };
-        if let Some(e) = self.msg_error.take() {
+        // The bytes did not all reach the spool file: while they came in
+        // (logged then), or now, as the last buffered ones are written out.
+        // Written out here, on the session's thread, the write buffer goes
+        // back to this thread's spares; the commit thread only syncs and links.
+        let unwritten = self.msg_error.take().or_else(|| {
+            let e = msg.write_out().err()?;
+            tracing::warn!(queue_id = %self.queue_id, error = %e, "writing the message failed");
+            Some(e)
+        });
+        if let Some(e) = unwritten {
             msg.abort();
             self.shared.disk.invalidate();
             return Answer::Refuse(store_reply(&e));
@@ -639,14 +651,6 @@ impl Driver {
                 msg.abort();
                 return Answer::Refuse(r);
             }
-        }
-        // The last buffered bytes are written here, so the write buffer goes
-        // back to this thread's spares; the commit thread only syncs and links.
-        if let Err(e) = msg.write_out() {
-            msg.abort();
-            self.shared.disk.invalidate();
-            tracing::warn!(queue_id = %self.queue_id, error = %e, "writing the message failed");
-            return Answer::Refuse(store_reply(&e));
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (shared, landed_in) = (self.shared.clone(), boxes.clone());

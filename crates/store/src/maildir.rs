@@ -260,8 +260,7 @@ impl MaildirStore {
             out: Some(SpoolOut {
                 file,
                 buf: Vec::new(),
-                written_out: false,
-                failed: false,
+                state: SpoolState::Writing,
             }),
             spool,
             spool_exists: true,
@@ -371,14 +370,16 @@ impl IncomingMessage {
         let Some(out) = self.out.as_mut() else {
             return Err(closed_error(&self.spool));
         };
-        if out.written_out {
-            // A failed write stays failed, however often this is asked.
-            return out
-                .check()
-                .map_err(|e| StoreError::io("write spool file", &self.spool, e));
+        // A failed write stays failed, however often this is asked.
+        out.check()
+            .map_err(|e| StoreError::io("write spool file", &self.spool, e))?;
+        if out.state == SpoolState::WrittenOut {
+            return Ok(());
         }
         let written = self.lf.finish(out).and_then(|()| out.flush());
-        out.written_out = true;
+        if written.is_ok() {
+            out.state = SpoolState::WrittenOut;
+        }
         pillarbox_proto::spare::give(std::mem::take(&mut out.buf));
         written.map_err(|e| StoreError::io("write spool file", &self.spool, e))
     }
@@ -680,15 +681,22 @@ struct SpoolOut {
     /// At most [`WRITE_BUFFER`] bytes not yet written; no capacity until the
     /// first write and after [`IncomingMessage::write_out`].
     buf: Vec<u8>,
+    state: SpoolState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpoolState {
+    /// Taking bytes.
+    Writing,
     /// Everything was written out: no more writes.
-    written_out: bool,
+    WrittenOut,
     /// A write to the file failed: the file lacks bytes, for good.
-    failed: bool,
+    Failed,
 }
 
 impl SpoolOut {
     fn check(&self) -> io::Result<()> {
-        if self.failed {
+        if self.state == SpoolState::Failed {
             return Err(io::Error::other(
                 "an earlier write to the spool file failed",
             ));
@@ -696,9 +704,11 @@ impl SpoolOut {
         Ok(())
     }
 
-    fn write_file(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let written = self.file.write_all(bytes);
-        self.failed |= written.is_err();
+    /// Notes a failed write to the file, for good.
+    fn record(&mut self, written: io::Result<()>) -> io::Result<()> {
+        if written.is_err() {
+            self.state = SpoolState::Failed;
+        }
         written
     }
 }
@@ -706,14 +716,15 @@ impl SpoolOut {
 impl Write for SpoolOut {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.check()?;
-        if self.written_out {
+        if self.state == SpoolState::WrittenOut {
             return Err(io::Error::other("the spool file was already written out"));
         }
         if self.buf.len() + data.len() > WRITE_BUFFER {
             self.flush()?;
         }
         if data.len() >= WRITE_BUFFER {
-            self.write_file(data)?;
+            let written = self.file.write_all(data);
+            self.record(written)?;
         } else {
             if self.buf.capacity() == 0 {
                 self.buf = pillarbox_proto::spare::take(WRITE_BUFFER);
@@ -730,11 +741,9 @@ impl Write for SpoolOut {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.buf);
-        let written = self.write_file(&buf);
-        self.buf = buf;
+        let written = self.file.write_all(&self.buf);
         self.buf.clear();
-        written
+        self.record(written)
     }
 }
 
