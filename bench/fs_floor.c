@@ -12,6 +12,12 @@
  *            Pillarbox bb07266 to 643417f)
  *   anchor   O_TMPFILE, write, link into spool/, fsync (data and a count of 1
  *            at once), link into new/, fsync new/, unlink the spool name
+ *   pre      v0 with spool files created ahead: a thread keeps a pool of open,
+ *            empty spool files, made in batches of PRE_BATCH with one fsync of
+ *            spool/ per batch; the delivered spool names are unlinked in the
+ *            next batch. Per message: take a file, write, fsync, link into
+ *            new/, fsync new/. The spool/ block a new file's first fsync
+ *            writes (its parent, ext4_sync_parent) is then clean.
  *   v2       classic Maildir: create in tmp/, write, fsync, rename into new/, fsync new/
  *   nosync   tmp/ + rename, no fsync at all
  *   syncfs2  group commit by syncfs(2): O_TMPFILE, write, wait for a shared
@@ -61,6 +67,30 @@ static void shared_round(int dirfd){
   }
   pthread_mutex_unlock(&sm);
 }
+/* "pre": the pool of spool files created ahead, and the names to unlink. */
+#define PRE_CAP 256
+#define PRE_BATCH 64
+static pthread_mutex_t pm = PTHREAD_MUTEX_INITIALIZER; static pthread_cond_t pc = PTHREAD_COND_INITIALIZER, pr = PTHREAD_COND_INITIALIZER;
+static int pool_fd[PRE_CAP], pool_k[PRE_CAP], pool_n = 0, pre_next = 0, pre_done = 0;
+static int *dead; static int dead_n = 0; static long pre_batches = 0;
+static void *refiller(void *arg){
+  char p[512]; char sd[300]; snprintf(sd,sizeof sd,"%s/spool",base); int spoolfd=open(sd,O_RDONLY|O_DIRECTORY);
+  int mine[PRE_BATCH], mk[PRE_BATCH]; int *gone=malloc(sizeof(int)*(N+1));
+  pthread_mutex_lock(&pm);
+  for(;;){
+    while(!pre_done && pool_n > PRE_CAP-PRE_BATCH) pthread_cond_wait(&pr,&pm);
+    if(pre_done) break;
+    int g=dead_n; memcpy(gone,dead,sizeof(int)*g); dead_n=0;
+    pthread_mutex_unlock(&pm);
+    for(int i=0;i<g;i++){ snprintf(p,sizeof p,"%s/spool/p%d",base,gone[i]); unlink(p); }
+    for(int i=0;i<PRE_BATCH;i++){ int k=++pre_next; snprintf(p,sizeof p,"%s/spool/p%d",base,k); mine[i]=open(p,O_WRONLY|O_CREAT|O_EXCL,0600); mk[i]=k; }
+    fsync(spoolfd);
+    pthread_mutex_lock(&pm); pre_batches++;
+    for(int i=0;i<PRE_BATCH;i++){ pool_fd[pool_n]=mine[i]; pool_k[pool_n]=mk[i]; pool_n++; }
+    pthread_cond_broadcast(&pc);
+  }
+  pthread_mutex_unlock(&pm); free(gone); close(spoolfd); return 0;
+}
 static void *worker(void *arg){
   char p[512], q[512], pp[64];
   char nd[300]; snprintf(nd,sizeof nd,"%s/md/new",base); int newfd=open(nd,O_RDONLY|O_DIRECTORY);
@@ -71,6 +101,12 @@ static void *worker(void *arg){
       snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fsync(fd); close(fd);
       snprintf(q,sizeof q,"%s/md/new/%d",base,k); link(p,q); fsync(newfd); unlink(p);
+    } else if(!strcmp(variant,"pre")){
+      pthread_mutex_lock(&pm); while(pool_n==0) pthread_cond_wait(&pc,&pm);
+      pool_n--; int fd=pool_fd[pool_n], pk=pool_k[pool_n]; if(pool_n<=PRE_CAP-PRE_BATCH) pthread_cond_signal(&pr); pthread_mutex_unlock(&pm);
+      write(fd,data,4096); fsync(fd); close(fd);
+      snprintf(p,sizeof p,"%s/spool/p%d",base,pk); snprintf(q,sizeof q,"%s/md/new/%d",base,k); if(link(p,q)) perror("link"); fsync(newfd);
+      pthread_mutex_lock(&pm); dead[dead_n++]=pk; pthread_mutex_unlock(&pm);
     } else if(!strcmp(variant,"v0r")){ /* v0 with a rename into new/ instead of link + unlink */
       snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fsync(fd); close(fd);
@@ -121,10 +157,12 @@ static void *worker(void *arg){
   close(newfd); return 0;
 }
 int main(int argc,char**argv){
-  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
+  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")&&strcmp(variant,"pre")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
   snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
   long w0,f0,w1,f1; stat_io(dev,&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
-  pthread_t th[256]; for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
+  pthread_t th[256], rf; int pre=!strcmp(variant,"pre"); if(pre){ dead=malloc(sizeof(int)*(N+1)); pthread_create(&rf,0,refiller,0); }
+  for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
+  if(pre){ pthread_mutex_lock(&pm); pre_done=1; pthread_cond_broadcast(&pr); pthread_mutex_unlock(&pm); pthread_join(rf,0); rounds=pre_batches; }
   clock_gettime(CLOCK_MONOTONIC,&b); stat_io(dev,&w1,&f1); double b1=busy_s(); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
   double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec+ru.ru_utime.tv_usec/1e6+ru.ru_stime.tv_sec+ru.ru_stime.tv_usec/1e6;
   printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f machine-busy us/msg %.1f rounds %ld\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw)/N,(b1-b0)*1e6/N,rounds);
