@@ -69,91 +69,102 @@ impl DotDecoder {
 
     /// Decodes from `input`, appending message content to `out`. Stops after the
     /// end of data; what follows it is not consumed.
+    ///
+    /// Content is the input itself except for a line-start `.`, which is held
+    /// until the next byte says what it is: dropped (dot-stuffing), the end of
+    /// data (with its CRLF), or kept before a bare line ending. So the input is
+    /// copied in runs between such dots, not byte by byte, and a line's end is
+    /// found with `memchr2`.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
         let mut i = 0;
+        // Start of the input not yet copied to `out`: everything from here to
+        // `i` is content as it came.
+        let mut run = 0;
         while i < input.len() {
-            let b = input[i];
             match self.state {
-                State::Text => {
-                    // Fast path: copy up to the next CR or LF.
-                    let run = input[i..]
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(input.len() - i);
-                    self.emit(&input[i..i + run], out);
-                    i += run;
-                    if i < input.len() {
+                State::Text => match memchr::memchr2(b'\r', b'\n', &input[i..]) {
+                    None => i = input.len(),
+                    Some(at) => {
+                        i += at;
                         if input[i] == b'\r' {
                             self.state = State::Cr;
                         } else {
                             // Bare LF: stays mid-line, so a following '.' is not at a line start.
                             self.bare_line_ending = true;
-                            self.emit(b"\n", out);
                         }
                         i += 1;
                     }
-                    continue;
-                }
-                State::LineStart => match b {
-                    b'.' => self.state = State::Dot,
-                    b'\r' => self.state = State::Cr,
+                },
+                State::Cr => match input[i] {
                     b'\n' => {
+                        self.state = State::LineStart;
+                        i += 1;
+                    }
+                    b'\r' => {
                         self.bare_line_ending = true;
-                        self.emit(b"\n", out);
-                        self.state = State::Text;
+                        i += 1;
                     }
                     _ => {
-                        self.emit(&[b], out);
+                        // A bare CR; this byte is read again mid-line.
+                        self.bare_line_ending = true;
                         self.state = State::Text;
                     }
                 },
-                State::Dot => match b {
-                    b'\r' => self.state = State::DotCr,
+                State::LineStart => {
+                    self.state = match input[i] {
+                        b'.' => {
+                            // Held back: not content until the next byte says so.
+                            self.emit(&input[run..i], out);
+                            run = i + 1;
+                            State::Dot
+                        }
+                        b'\r' => State::Cr,
+                        b'\n' => {
+                            self.bare_line_ending = true;
+                            State::Text
+                        }
+                        _ => State::Text,
+                    };
+                    i += 1;
+                }
+                State::Dot => match input[i] {
+                    b'\r' => {
+                        // ".\r" held back too: the end of data if an LF follows.
+                        self.state = State::DotCr;
+                        i += 1;
+                        run = i;
+                    }
                     b'\n' => {
                         // ".\n": not an end of data (smuggling), and a bare LF.
                         self.bare_line_ending = true;
-                        self.emit(b".\n", out);
+                        self.emit(b".", out);
                         self.state = State::Text;
+                        run = i;
+                        i += 1;
                     }
                     _ => {
                         // RFC 5321 4.5.2: the first '.' of a line with more on it is removed.
-                        self.emit(&[b], out);
                         self.state = State::Text;
+                        run = i;
                     }
                 },
                 State::DotCr => {
-                    if b == b'\n' {
+                    if input[i] == b'\n' {
                         self.state = State::LineStart;
                         return Decoded {
                             consumed: i + 1,
                             ended: true,
                         };
                     }
-                    // ".\r" then something else: a bare CR. Re-read this byte mid-line.
+                    // ".\r" then something else: a bare CR. Read this byte again mid-line.
                     self.bare_line_ending = true;
                     self.emit(b".\r", out);
                     self.state = State::Text;
-                    continue;
+                    run = i;
                 }
-                State::Cr => match b {
-                    b'\n' => {
-                        self.emit(b"\r\n", out);
-                        self.state = State::LineStart;
-                    }
-                    b'\r' => {
-                        self.bare_line_ending = true;
-                        self.emit(b"\r", out);
-                    }
-                    _ => {
-                        self.bare_line_ending = true;
-                        self.emit(b"\r", out);
-                        self.state = State::Text;
-                        continue;
-                    }
-                },
             }
-            i += 1;
         }
+        self.emit(&input[run..], out);
         Decoded {
             consumed: input.len(),
             ended: false,

@@ -42,6 +42,44 @@ fn encode(content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The DATA rules read off one byte at a time over the whole input, the way
+/// RFC 5321 states them: the content, where the data ended (if it did), and
+/// whether a CR or LF not part of CRLF came before that. A line-start `.` or
+/// `.` CR with nothing after it yet is held back, as the decoder holds it.
+fn model(input: &[u8]) -> (Vec<u8>, Option<usize>, bool) {
+    let (mut out, mut bare, mut line_start, mut i) = (Vec::new(), false, true, 0);
+    while i < input.len() {
+        let b = input[i];
+        if line_start && b == b'.' {
+            match (input.get(i + 1), input.get(i + 2)) {
+                (Some(b'\r'), Some(b'\n')) => return (out, Some(i + 3), bare),
+                (None, _) | (Some(b'\r'), None) => return (out, None, bare),
+                // Kept: a bare line ending follows it.
+                (Some(b'\r'), Some(_)) | (Some(b'\n'), _) => out.push(b'.'),
+                // Dot-stuffing: dropped.
+                (Some(_), _) => {}
+            }
+            i += 1;
+            line_start = false;
+            continue;
+        }
+        match (b, input.get(i + 1)) {
+            (b'\r', Some(b'\n')) => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                line_start = true;
+                continue;
+            }
+            (b'\r', Some(_)) | (b'\n', _) => bare = true,
+            _ => {}
+        }
+        out.push(b);
+        i += 1;
+        line_start = false;
+    }
+    (out, None, bare)
+}
+
 fn crlf_lines() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec("[ -~]{0,40}", 0..20).prop_map(|lines| {
         let mut v = Vec::new();
@@ -103,6 +141,20 @@ proptest! {
             Some(e) => { prop_assert!(ended); prop_assert_eq!(consumed, e); }
             None => { prop_assert!(!ended); prop_assert_eq!(consumed, body.len()); }
         }
+    }
+
+    /// The decoder (which copies runs and holds back line-start dots across
+    /// reads) produces what the byte-at-a-time rules say, in any pieces.
+    #[test]
+    fn decoder_agrees_with_the_byte_at_a_time_rules(body in proptest::collection::vec(
+            prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b'a')], 0..80),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let (out, end, bare) = model(&body);
+        let (got, consumed, ended, got_bare) = decode_in_pieces(&body, &cuts);
+        prop_assert_eq!(got, out);
+        prop_assert_eq!(ended, end.is_some());
+        prop_assert_eq!(consumed, end.unwrap_or(body.len()));
+        prop_assert_eq!(got_bare, bare);
     }
 
     #[test]

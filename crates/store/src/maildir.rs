@@ -776,14 +776,22 @@ impl LfConverter {
             rest = head;
         }
         let mut start = 0;
-        for (i, pair) in rest.windows(2).enumerate() {
-            if pair == b"\r\n" {
-                self.put(out, &rest[start..i])?;
+        let mut lfs = 0;
+        for at in memchr::memchr_iter(b'\n', rest) {
+            lfs += 1;
+            // `start` is 0 or just after the previous LF, so a CR before this
+            // LF is at or after it.
+            if at > start && rest[at - 1] == b'\r' {
+                self.put(out, &rest[start..at - 1])?;
                 // The LF begins the next segment; the CR is skipped.
-                start = i + 1;
+                start = at;
             }
         }
-        self.put(out, &rest[start..])
+        self.put(out, &rest[start..])?;
+        // Every stored LF was CRLF on the wire (or, for a bare LF, counts as
+        // one, as Dovecot counts it).
+        self.wire += lfs;
+        Ok(())
     }
 
     /// Ends the message: a CR still held back had no LF after it, so it is kept.
@@ -795,14 +803,12 @@ impl LfConverter {
         Ok(())
     }
 
+    /// Stores `bytes` (the caller counts their LFs into `wire`).
     fn put<W: Write>(&mut self, out: &mut W, bytes: &[u8]) -> io::Result<()> {
         out.write_all(bytes)?;
         let len = bytes.len() as u64;
-        let lfs = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         self.stored += len;
-        // Every stored LF was CRLF on the wire (or, for a bare LF, counts as one, as
-        // Dovecot counts it).
-        self.wire += len + lfs;
+        self.wire += len;
         Ok(())
     }
 }
@@ -963,6 +969,7 @@ fn clear_spool(spool_dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
     use std::os::unix::fs::MetadataExt;
 
     fn store() -> (tempfile::TempDir, MaildirStore) {
@@ -1186,6 +1193,34 @@ mod tests {
         assert_eq!(convert(&[b"a\r", b"\r", b"\n"]).0, b"a\r\n");
         assert_eq!(convert(&[b"a\r"]), (b"a\r".to_vec(), 2, 2));
         assert_eq!(convert(&[b"\r", b"", b"\n"]).0, b"\n");
+    }
+
+    proptest::proptest! {
+        /// In any pieces, the stored bytes are the input with the CR of every
+        /// CRLF dropped, and the sizes agree with them.
+        #[test]
+        fn crlf_becomes_lf_in_any_pieces(body in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..80),
+                cuts in proptest::collection::vec(0usize..81, 0..6)) {
+            let expected: Vec<u8> = body
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| !(b == b'\r' && body.get(i + 1) == Some(&b'\n')))
+                .map(|(_, &b)| b)
+                .collect();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+            points.push(body.len());
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut pos = 0;
+            for end in points {
+                chunks.push(&body[pos..end]);
+                pos = end;
+            }
+            let lfs = expected.iter().filter(|&&b| b == b'\n').count() as u64;
+            let stored = expected.len() as u64;
+            proptest::prop_assert_eq!(convert(&chunks), (expected, stored, stored + lfs));
+        }
     }
 
     #[test]
