@@ -119,14 +119,16 @@ impl Reply {
     /// The reply as sent: `code-text` for every line but the last, `code text`
     /// for the last (RFC 5321 4.2.1), each ended by CRLF.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         let n = self.lines.len().max(1);
         for i in 0..n {
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
             let sep = if i + 1 < n { '-' } else { ' ' };
-            out.extend_from_slice(self.code.to_string().as_bytes());
-            out.push(sep as u8);
+            // Formatted straight into `out` (writing to a Vec cannot fail):
+            // no String per code, this runs for every reply.
+            let _ = write!(out, "{}{}", self.code, sep);
             if let Some(e) = self.enhanced {
-                out.extend_from_slice(e.to_string().as_bytes());
+                let _ = write!(out, "{e}");
                 if !text.is_empty() {
                     out.push(b' ');
                 }

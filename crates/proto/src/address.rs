@@ -271,16 +271,14 @@ pub fn parse_domain(s: &str, utf8: bool) -> Result<Domain, AddressError> {
         return Err(AddressError::NeedsUtf8);
     }
     for label in s.split('.') {
-        let chars: Vec<char> = label.chars().collect();
-        let (Some(first), Some(last)) = (chars.first(), chars.last()) else {
+        let (Some(first), Some(last)) = (label.chars().next(), label.chars().next_back()) else {
             return Err(AddressError::Syntax);
         };
-        let let_dig =
-            |c: &char| c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphanumeric());
+        let let_dig = |c: char| c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphanumeric());
         if !let_dig(first) || !let_dig(last) || label.len() > 63 {
             return Err(AddressError::Syntax);
         }
-        if !chars.iter().all(|c| let_dig(c) || *c == '-') {
+        if !label.chars().all(|c| let_dig(c) || c == '-') {
             return Err(AddressError::Syntax);
         }
     }

@@ -1,6 +1,7 @@
 //! The trace fields we prepend: `Return-Path` and `Received` (RFC 5321 4.4,
 //! RFC 3848 for the `with` protocol names).
 
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,53 +17,72 @@ pub struct Trace<'a> {
     pub queue_id: &'a str,
     pub session_id: &'a str,
     /// Named only when there is one recipient (more would disclose Bcc).
-    pub single_rcpt: Option<String>,
-    pub return_path: String,
+    pub single_rcpt: Option<&'a dyn fmt::Display>,
+    pub return_path: &'a dyn fmt::Display,
 }
 
 impl Trace<'_> {
     /// The header block, CRLF line ends (it goes through the same writer as the body).
+    /// Written into one string: this runs for every message.
     pub fn header(&self, now: SystemTime) -> String {
-        let mut h = format!("Return-Path: {}\r\n", self.return_path);
-        h.push_str(&format!(
-            "Received: from {} ([{}])\r\n\tby {} (Pillarbox) with {} id {}",
-            self.helo, self.client_ip, self.hostname, self.protocol, self.queue_id
-        ));
+        let mut h = String::with_capacity(320);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            h,
+            "Return-Path: {}\r\nReceived: from {} ([{}])\r\n\tby {} (Pillarbox) with {} id {}",
+            self.return_path,
+            self.helo,
+            self.client_ip,
+            self.hostname,
+            self.protocol,
+            self.queue_id
+        );
         if let Some(tls) = &self.tls {
-            h.push_str(&format!("\r\n\t(using {tls})"));
+            let _ = write!(h, "\r\n\t(using {tls})");
         }
-        h.push_str(&format!("\r\n\t(session {})", self.session_id));
-        if let Some(r) = &self.single_rcpt {
-            h.push_str(&format!("\r\n\tfor {r}"));
+        let _ = write!(h, "\r\n\t(session {})", self.session_id);
+        if let Some(r) = self.single_rcpt {
+            let _ = write!(h, "\r\n\tfor {r}");
         }
-        h.push_str(&format!(";\r\n\t{}\r\n", rfc5322_date(now)));
+        let _ = write!(h, ";\r\n\t{}\r\n", Rfc5322Date(now));
         h
     }
 }
 
 /// `Mon, 23 Nov 2026 12:00:00 +0000` (RFC 5322 3.3), in UTC.
 pub fn rfc5322_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        WD[(days.rem_euclid(7)) as usize],
-        d,
-        MON[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    Rfc5322Date(t).to_string()
+}
+
+/// Displays as [`rfc5322_date`], without a string of its own.
+pub struct Rfc5322Date(pub SystemTime);
+
+impl fmt::Display for Rfc5322Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self
+            .0
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MON: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        write!(
+            f,
+            "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+            WD[(days.rem_euclid(7)) as usize],
+            d,
+            MON[(m - 1) as usize],
+            y,
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
@@ -103,8 +123,8 @@ mod tests {
             tls: Some("TLSv1.3 with cipher X".into()),
             queue_id: "Q1",
             session_id: "S1",
-            single_rcpt: Some("<b@x.test>".into()),
-            return_path: "<a@x.test>".into(),
+            single_rcpt: Some(&"<b@x.test>"),
+            return_path: &"<a@x.test>",
         };
         let h = t.header(UNIX_EPOCH);
         assert!(h.starts_with("Return-Path: <a@x.test>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.test (Pillarbox) with ESMTPS id Q1"));

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -77,7 +77,7 @@ pub fn resolve(
 pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result<(), Reply> {
     match shared
         .mailbox_states
-        .get(&shared.state, &mb.to_string(), crate::auth::now())
+        .get(&shared.state, mb, crate::auth::now())
     {
         Ok(MailboxState::Open) => Ok(()),
         Ok(MailboxState::Locked { reason, .. }) => {
@@ -105,6 +105,8 @@ pub fn mailbox_state(shared: &crate::server::Shared, mb: &MailboxAddr) -> Result
 /// SQLite cannot keep one), the main file's do.
 pub struct MailboxStates {
     db: PathBuf,
+    /// `<db>-wal`, spelled once.
+    wal: PathBuf,
     cache: Mutex<Option<(Stamp, HashMap<String, MailboxState>)>>,
 }
 
@@ -113,16 +115,17 @@ type Stamp = (bool, u64, Option<SystemTime>);
 
 impl MailboxStates {
     pub fn new(db: PathBuf) -> Self {
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
         Self {
             db,
+            wal: wal.into(),
             cache: Mutex::new(None),
         }
     }
 
     fn stamp(&self) -> Stamp {
-        let mut wal = self.db.clone().into_os_string();
-        wal.push("-wal");
-        if let Ok(m) = std::fs::metadata(Path::new(&wal)) {
+        if let Ok(m) = std::fs::metadata(&self.wal) {
             return (true, m.len(), m.modified().ok());
         }
         match std::fs::metadata(&self.db) {
@@ -131,8 +134,13 @@ impl MailboxStates {
         }
     }
 
-    /// The state of `mailbox` (lower-case `user@domain`) at `now`.
-    pub fn get(&self, db: &StateDb, mailbox: &str, now: u64) -> Result<MailboxState, StateError> {
+    /// The state of `mailbox` (`user@domain`, any case) at `now`.
+    pub fn get(
+        &self,
+        db: &StateDb,
+        mailbox: &dyn std::fmt::Display,
+        now: u64,
+    ) -> Result<MailboxState, StateError> {
         let stamp = self.stamp();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = matches!(&*cache, Some((s, _)) if *s == stamp);
@@ -142,7 +150,14 @@ impl MailboxStates {
         }
         let state = cache
             .as_ref()
-            .and_then(|(_, map)| map.get(&mailbox.to_lowercase()).cloned())
+            // Most of the time no mailbox is locked or disabled: then no key
+            // is spelled out.
+            .filter(|(_, map)| !map.is_empty())
+            .and_then(|(_, map)| {
+                let key = mailbox.to_string();
+                map.get(pillarbox_store::users::lowercase(&key).as_ref())
+                    .cloned()
+            })
             .unwrap_or(MailboxState::Open);
         // A lock that ran out since the list was read is over.
         Ok(match state {
@@ -173,12 +188,12 @@ mod tests {
         let cli = StateDb::open(&path).unwrap();
         let states = MailboxStates::new(path.clone());
         let mb = "alice@example.test";
-        assert_eq!(states.get(&ours, mb, 100).unwrap(), MailboxState::Open);
+        assert_eq!(states.get(&ours, &mb, 100).unwrap(), MailboxState::Open);
         for i in 0..40 {
             let reason = format!("restore {i}");
             cli.lock(mb, &reason, None).unwrap();
             assert_eq!(
-                states.get(&ours, mb, 100).unwrap(),
+                states.get(&ours, &mb, 100).unwrap(),
                 MailboxState::Locked {
                     reason,
                     until: None
@@ -187,7 +202,7 @@ mod tests {
             );
             assert!(cli.unlock(mb).unwrap());
             assert_eq!(
-                states.get(&ours, mb, 100).unwrap(),
+                states.get(&ours, &mb, 100).unwrap(),
                 MailboxState::Open,
                 "round {i}"
             );
@@ -198,7 +213,7 @@ mod tests {
         cli.disable(mb, "left").unwrap();
         drop(cli);
         assert_eq!(
-            states.get(&ours, mb, 100).unwrap(),
+            states.get(&ours, &mb, 100).unwrap(),
             MailboxState::Disabled {
                 reason: "left".into()
             }

@@ -383,6 +383,10 @@ impl Driver {
         } else {
             reply_event!(info)
         }
+        if self.out.capacity() == 0 {
+            // From this thread's spares: no allocation per reply.
+            self.out = pillarbox_proto::spare::take(pillarbox_proto::spare::SMALLEST);
+        }
         r.write_to(&mut self.out);
     }
 
@@ -391,8 +395,9 @@ impl Driver {
             return Ok(());
         }
         let r = self.conn.write_all(&self.out).await;
-        // Nothing is kept between replies: an idle session holds no send buffer.
-        self.out = Vec::new();
+        // Nothing is kept between replies: an idle session holds no send
+        // buffer. It goes back to the spares of the thread that sent it.
+        pillarbox_proto::spare::give(std::mem::take(&mut self.out));
         r
     }
 
@@ -571,8 +576,11 @@ impl Driver {
             tls,
             queue_id: &self.queue_id,
             session_id: &self.id,
-            single_rcpt: (tx.rcpts.len() == 1).then(|| tx.rcpts[0].to_string()),
-            return_path: tx.from.to_string(),
+            single_rcpt: match tx.rcpts.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            },
+            return_path: &tx.from,
         };
         if let Err(e) = msg.write(trace.header(SystemTime::now()).as_bytes()) {
             return Answer::Refuse(store_reply(&e));
@@ -675,9 +683,9 @@ impl Driver {
         match tokio::time::timeout(timeout, &mut rx).await {
             Ok(Ok(Ok(done))) => {
                 self.delivered += 1;
-                // The recipients are joined inside the macro: only when the
-                // event is logged (not at `warn`).
-                tracing::info!(queue_id = %self.queue_id, from = %from, to = %boxes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","), rcpts = n, size, stored = done.stored_size, "delivered");
+                // The recipients are written out only when the event is
+                // logged (not at `warn`), and without a string of their own.
+                tracing::info!(queue_id = %self.queue_id, from = %from, to = %Joined(&boxes), rcpts = n, size, stored = done.stored_size, "delivered");
                 Answer::Delivered(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {
@@ -734,6 +742,21 @@ impl Driver {
         }
         lines.push("queue 0 (no outbound queue in this version)".into());
         lines
+    }
+}
+
+/// Mailboxes displayed comma-separated (a log field).
+struct Joined<'a>(&'a [MailboxAddr]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{b}")?;
+        }
+        Ok(())
     }
 }
 

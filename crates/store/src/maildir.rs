@@ -640,7 +640,12 @@ impl IncomingMessage {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let counter = DELIVERY_COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!(
+        use std::fmt::Write as _;
+        // Sized for the usual name at once (format! would grow it twice).
+        let mut name = String::with_capacity(64 + self.name_host.len());
+        // Writing to a String cannot fail.
+        let _ = write!(
+            name,
             "{}.M{}P{}Q{}.{},S={},W={}",
             now.as_secs(),
             now.subsec_micros(),
@@ -649,7 +654,8 @@ impl IncomingMessage {
             self.name_host,
             self.lf.stored,
             self.lf.wire,
-        )
+        );
+        name
     }
 
     /// Throws away the writer (without flushing it) and unlinks the spool file.

@@ -19,6 +19,7 @@
 //! re-reading it sees the old or the new file, never half of one, and writers take
 //! turns on an `flock` of `<file>.lock`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write as _};
@@ -89,8 +90,9 @@ pub struct UserFileError {
 pub struct UserDirectory {
     /// In file order, for listing.
     entries: Vec<UserEntry>,
-    /// `(user, domain)`, lower-cased, to the index in `entries`.
-    index: HashMap<(String, String), usize>,
+    /// Domain, then user, lower-cased, to the index in `entries` (two levels,
+    /// so a lookup needs no key of its own).
+    index: HashMap<String, HashMap<String, usize>>,
 }
 
 impl UserDirectory {
@@ -134,8 +136,11 @@ impl UserDirectory {
 
     /// Finds a user; `user` and `domain` are compared case-insensitively.
     pub fn lookup(&self, user: &str, domain: &str) -> Option<&UserEntry> {
-        let key = (user.to_lowercase(), domain.to_lowercase());
-        self.index.get(&key).and_then(|&i| self.entries.get(i))
+        let i = *self
+            .index
+            .get(lowercase(domain).as_ref())?
+            .get(lowercase(user).as_ref())?;
+        self.entries.get(i)
     }
 
     /// Number of users.
@@ -151,6 +156,20 @@ impl UserDirectory {
     /// The users in file order.
     pub fn iter(&self) -> std::slice::Iter<'_, UserEntry> {
         self.entries.iter()
+    }
+}
+
+/// `s` lower-cased (as `str::to_lowercase`), borrowed when it already is:
+/// lookups run for every recipient and most names are lower-case ASCII.
+pub fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        Cow::Owned(s.to_lowercase())
     }
 }
 
@@ -501,7 +520,12 @@ impl Parser {
             );
         }
         self.first_line.insert(key.clone(), no);
-        self.dir.index.insert(key, self.dir.entries.len());
+        let (user_key, domain_key) = key;
+        self.dir
+            .index
+            .entry(domain_key)
+            .or_default()
+            .insert(user_key, self.dir.entries.len());
         self.dir.entries.push(UserEntry {
             user,
             domain,
@@ -612,6 +636,16 @@ dave@other.test::::::
             MailboxAddr::new("example.test", "bob").expect("ok")
         );
         assert!(dir.lookup("bob", "other.test").is_none());
+    }
+
+    #[test]
+    fn lowercase_borrows_only_what_is_already_lower_case() {
+        assert!(matches!(lowercase("alice"), Cow::Borrowed("alice")));
+        assert_eq!(lowercase("AlIcE"), "alice");
+        // Beyond ASCII, as str::to_lowercase: 'Ä' and the title-case 'ǅ' too.
+        assert_eq!(lowercase("ÄBC"), "äbc");
+        assert_eq!(lowercase("ǅx"), "ǆx");
+        assert_eq!(lowercase("jörg"), "jörg");
     }
 
     #[test]
