@@ -130,7 +130,7 @@ impl Row {
             code: ReplyCode::new(spec.code)
                 .unwrap_or_else(|| unreachable!("contract codes are valid")),
             enhanced: spec.enhanced.map(|(c, s, d)| EnhancedCode::new(c, s, d)),
-            lines: vec![spec.text.replacen("{}", detail, 1)],
+            lines: vec![fill(spec.text, detail)],
         }
     }
 
@@ -144,12 +144,27 @@ impl Row {
         let mut reply = self.reply();
         reply.lines = lines
             .into_iter()
-            .map(|l| spec.text.replacen("{}", l.as_ref(), 1))
+            .map(|l| fill(spec.text, l.as_ref()))
             .collect();
         if reply.lines.is_empty() {
             reply.lines.push(String::new());
         }
         reply
+    }
+}
+
+/// `text` with `detail` in place of its first `{}`, in a string allocated
+/// once at its final size (`replacen` grows it; this runs for every reply).
+fn fill(text: &str, detail: &str) -> String {
+    match text.split_once("{}") {
+        Some((head, tail)) => {
+            let mut out = String::with_capacity(text.len() - 2 + detail.len());
+            out.push_str(head);
+            out.push_str(detail);
+            out.push_str(tail);
+            out
+        }
+        None => text.to_owned(),
     }
 }
 

@@ -35,6 +35,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::StoreError;
@@ -118,16 +119,16 @@ fn check_name(name: &str) -> Result<(), StoreError> {
 #[derive(Debug, Clone)]
 pub struct MaildirStore {
     data_dir: PathBuf,
-    mail_dir: PathBuf,
+    mail_dir: Arc<Path>,
     spool_dir: PathBuf,
     /// The host name as it goes into file names, already escaped.
-    name_host: String,
+    name_host: Arc<str>,
     /// Quota usage of the Maildirs delivered to, shared by every clone.
-    quota: std::sync::Arc<crate::quota::UsageCache>,
+    quota: Arc<crate::quota::UsageCache>,
     /// Shared fsyncs of `new/` directories.
-    dir_syncs: std::sync::Arc<crate::dir_sync::DirSyncs>,
+    dir_syncs: Arc<crate::dir_sync::DirSyncs>,
     /// The data directory's lock, released when the last clone is dropped.
-    _lock: std::sync::Arc<DataDirLock>,
+    _lock: Arc<DataDirLock>,
 }
 
 /// The name of the lock file in the data directory.
@@ -198,10 +199,10 @@ impl MaildirStore {
         clear_spool(&spool_dir)?;
         Ok(MaildirStore {
             data_dir: data_dir.to_path_buf(),
-            mail_dir,
+            mail_dir: mail_dir.into(),
             spool_dir,
-            _lock: std::sync::Arc::new(lock),
-            name_host: escape_host(hostname),
+            _lock: Arc::new(lock),
+            name_host: escape_host(hostname).into(),
             quota: Default::default(),
             dir_syncs: Default::default(),
         })
@@ -296,9 +297,9 @@ pub struct IncomingMessage {
     spool: PathBuf,
     /// The spool name is not unlinked yet.
     spool_exists: bool,
-    dir_syncs: std::sync::Arc<crate::dir_sync::DirSyncs>,
-    mail_dir: PathBuf,
-    name_host: String,
+    dir_syncs: Arc<crate::dir_sync::DirSyncs>,
+    mail_dir: Arc<Path>,
+    name_host: Arc<str>,
     lf: LfConverter,
 }
 
