@@ -661,6 +661,9 @@ impl Driver {
             }
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
+        // Shared by the session (its log line), the commit and the accounting,
+        // not copied for each.
+        let boxes: Arc<[MailboxAddr]> = boxes.into();
         let (shared, landed_in) = (self.shared.clone(), boxes.clone());
         let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
             // Counted where the commit ran (a blocking thread, not the
@@ -674,7 +677,7 @@ impl Driver {
         });
         match &self.shared.committer {
             // Group commit: this message shares its syncs with the others ending now.
-            Some(c) => c.submit(msg, boxes.clone(), done),
+            Some(c) => c.submit(msg, boxes.to_vec(), done),
             None => {
                 let boxes = boxes.clone();
                 tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));
