@@ -20,6 +20,7 @@ use pillarbox_client::{
 };
 use pillarbox_codes::registry::Explanation;
 use pillarbox_codes::{check, Lang, Reply};
+use pillarbox_server::received::Rfc5322Date;
 
 /// Exit status: success (every step the probe was asked for was accepted).
 pub const EXIT_OK: u8 = 0;
@@ -350,7 +351,7 @@ fn test_message(from: &str, to: &[String], ehlo: &str, body: &str) -> Vec<u8> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let mut out = String::new();
-    let _ = write!(out, "Date: {}\r\n", rfc5322_date(now.as_secs() as i64));
+    let _ = write!(out, "Date: {}\r\n", Rfc5322Date(UNIX_EPOCH + now));
     let _ = write!(out, "From: <{from}>\r\n");
     let _ = write!(
         out,
@@ -375,36 +376,6 @@ fn test_message(from: &str, to: &[String], ehlo: &str, body: &str) -> Vec<u8> {
         bytes.extend_from_slice(b"\r\n");
     }
     bytes
-}
-
-/// `Tue, 1 Jul 2025 10:00:00 +0000` (RFC 5322 3.3).
-fn rfc5322_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        day,
-        MONTHS[(month - 1).clamp(0, 11) as usize],
-        year,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 /// How a health check came out.
@@ -1114,12 +1085,6 @@ mod tests {
         assert!(parse_target("host:99999").is_err());
         assert!(parse_target(":25").is_err());
         assert!(parse_target("").is_err());
-    }
-
-    #[test]
-    fn dates_follow_rfc5322() {
-        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
 
     #[test]
