@@ -228,6 +228,13 @@ def render(runs_path, idle_path, floor_path=None):
                    "set the rate. Stolen by the host is the share of all CPUs' time the virtual "
                    "machine's host ran something else while one of ours wanted to run (/proc/stat's "
                    "steal): where it is high, every figure of that run is low, whoever ran.")
+        discarded = lines(os.path.join(os.path.dirname(runs_path), "discarded.jsonl"))
+        if discarded:
+            out.append("Run again because the host took more of the machine than STEAL_MAX "
+                       "(these attempts are not in the table; the steal column shows what the kept "
+                       "runs lost): " + ", ".join(
+                           f"{r['server']} round {r['round']} ({r['machine_steal']:.0%} stolen, "
+                           f"{r['messages_per_s']:,.0f} msg/s)" for r in discarded) + ".")
         refused = {}
         for r in runs:
             for code, n in r["replies"].items():
