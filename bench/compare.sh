@@ -389,19 +389,17 @@ load_run() {
     local server=$1 round=$2 attempt=0 steal
     while :; do
         load_run_once "$server" "$round" "$attempt"
-        steal=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])).get("machine_steal"); print(-1 if s is None else round(100*s))' "$RUN_DIR/record.json")
+        steal=$(python3 "$HERE/table.py" steal "$RUN_DIR/record.json")
         if [ "$steal" -le "$STEAL_MAX" ] || [ "$attempt" -ge "$STEAL_RETRIES" ]; then
             break
         fi
         attempt=$((attempt + 1))
         log "round $round $server: the host took $steal% of the machine (STEAL_MAX=$STEAL_MAX); run $((attempt + 1)) of at most $((STEAL_RETRIES + 1)) (the one set aside stays in $RUN_DIR)"
-        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["discarded"]="steal"; print(json.dumps(r))' \
-            "$RUN_DIR/record.json" >>"$RESULTS/discarded.jsonl"
+        python3 "$HERE/table.py" tag "$RUN_DIR/record.json" discarded steal >>"$RESULTS/discarded.jsonl"
         # A server that deletes a file per message slows its own next run too.
         settle "$server"
     done
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["reruns"]=int(sys.argv[2]); print(json.dumps(r))' \
-        "$RUN_DIR/record.json" "$attempt" >>"$RESULTS/runs.jsonl"
+    python3 "$HERE/table.py" tag "$RUN_DIR/record.json" reruns "$attempt" >>"$RESULTS/runs.jsonl"
     log "$(python3 "$HERE/table.py" summary "$RESULTS/runs.jsonl")"
 }
 

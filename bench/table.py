@@ -7,6 +7,12 @@
       one JSON line from a `pillarbox bench --idle --json` run
   table.py floor ROUND FLOOR.txt
       one JSON line from the output of bench/fs_floor.c (variant v0)
+  table.py steal RECORD.json
+      the share of the machine the host took during that run, in whole per
+      cent (-1 when not measured)
+  table.py tag RECORD.json KEY VALUE
+      the record as one JSON line with KEY set to VALUE (a JSON value, else
+      the string)
   table.py summary RUNS.jsonl
       one line on the last run, for the log
   table.py render RUNS.jsonl IDLE.jsonl [FLOOR.jsonl]
@@ -264,6 +270,20 @@ def render(runs_path, idle_path, floor_path=None):
     print("\n".join(out))
 
 
+def steal(record_path):
+    s = load(record_path).get("machine_steal")
+    print(-1 if s is None else round(100 * s))
+
+
+def tag(record_path, key, value):
+    r = load(record_path)
+    try:
+        r[key] = json.loads(value)
+    except ValueError:
+        r[key] = value
+    print(json.dumps(r))
+
+
 def summary(runs_path):
     r = lines(runs_path)[-1]
     lat = r["latency_ms"] or {}
@@ -281,6 +301,10 @@ def main():
         idle(*args)
     elif cmd == "floor":
         floor(*args)
+    elif cmd == "steal":
+        steal(*args)
+    elif cmd == "tag":
+        tag(*args)
     elif cmd == "summary":
         summary(*args)
     elif cmd == "render":
