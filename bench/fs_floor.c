@@ -27,6 +27,17 @@
  *            one after them). Two rounds, because a name must not reach the
  *            disk before the data it names: with one round after the link, a
  *            crash can leave an empty file in new/.
+ *   wal      not Pillarbox's design (DESIGN.md puts each message in its
+ *            Maildir, fsync'd, before its 250): the message appended to a
+ *            shared queue log written ahead of time (pwrite into blocks
+ *            already allocated and written), acknowledged after a shared
+ *            fdatasync round of the log (a round started after its write),
+ *            then delivered by one background thread in batches: create in
+ *            tmp/, write, close; syncfs; rename each into new/; fsync new/
+ *            (after which the log's blocks could be reused); at most
+ *            WAL_BATCH (64; -DWAL_BATCH=n) messages a round. Prints the
+ *            acknowledgement rate and the mean time from the write to the
+ *            acknowledgement besides the delivered rate.
  * v0 driven through io_uring from one thread is bench/fs_floor_uring.c.
  * Prints messages/s, block-device writes and flushes per message (from
  * /sys/class/block/$DEV/stat), this process's CPU and context switches per message,
@@ -67,6 +78,47 @@ static void shared_round(int dirfd){
   }
   pthread_mutex_unlock(&sm);
 }
+/* "wal": the queue log, its shared fdatasync rounds, and the delivery queue
+ * (at most WAL_BATCH messages per delivery round). */
+#ifndef WAL_BATCH
+#define WAL_BATCH 64
+#endif
+static int logfd = -1; static pthread_mutex_t wm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wc = PTHREAD_COND_INITIALIZER, qc = PTHREAD_COND_INITIALIZER;
+static long wstarted = 0, wfinished = 0, wrounds = 0; static int wrunning = 0;
+static int *wq; static int wq_n = 0, wq_head = 0, acked = 0; static double ack_wait = 0, last_ack = 0;
+static double now_s(void){ struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec/1e9; }
+static void log_round(void){
+  pthread_mutex_lock(&wm); long need=wstarted+1;
+  while(wfinished<need){
+    if(wrunning){ pthread_cond_wait(&wc,&wm); continue; }
+    wrunning=1; long me=++wstarted; pthread_mutex_unlock(&wm);
+    if(fdatasync(logfd)) perror("fdatasync log");
+    pthread_mutex_lock(&wm); wrounds++; wfinished=me; wrunning=0; pthread_cond_broadcast(&wc);
+  }
+  pthread_mutex_unlock(&wm);
+}
+static void *deliverer(void *arg){
+  char p[512], q[512], nd[300]; snprintf(nd,sizeof nd,"%s/md/new",base); int newfd=open(nd,O_RDONLY|O_DIRECTORY);
+  int *batch=malloc(sizeof(int)*(N+1)); int done=0;
+  while(done<N){
+    pthread_mutex_lock(&wm); while(wq_head==wq_n) pthread_cond_wait(&qc,&wm);
+    int n=0; while(wq_head<wq_n&&n<WAL_BATCH) batch[n++]=wq[wq_head++]; pthread_mutex_unlock(&wm);
+    for(int i=0;i<n;i++){
+      snprintf(p,sizeof p,"%s/md/tmp/%d",base,batch[i]); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
+      if(fd<0||write(fd,data,4096)!=4096) perror(p);
+      if(fd>=0) close(fd);
+    }
+    if(syncfs(newfd)) perror("syncfs");
+    for(int i=0;i<n;i++){
+      snprintf(p,sizeof p,"%s/md/tmp/%d",base,batch[i]); snprintf(q,sizeof q,"%s/md/new/%d",base,batch[i]);
+      if(rename(p,q)) perror("rename");
+    }
+    if(fsync(newfd)) perror("fsync new");
+    done+=n; rounds++;
+  }
+  free(batch); close(newfd); return 0;
+}
 /* "pre": the pool of spool files created ahead, and the names to unlink. */
 #define PRE_CAP 256
 #define PRE_BATCH 64
@@ -97,7 +149,13 @@ static void *worker(void *arg){
   char td[300]; snprintf(td,sizeof td,"%s/md/tmp",base);
   for(;;){
     pthread_mutex_lock(&mu); if(counter>=N){pthread_mutex_unlock(&mu);break;} int k=++counter; pthread_mutex_unlock(&mu);
-    if(!strcmp(variant,"v0")){
+    if(!strcmp(variant,"wal")){
+      double t0=now_s();
+      if(pwrite(logfd,data,4096,(off_t)(k-1)*4096)!=4096) perror("pwrite log");
+      log_round();
+      double t1=now_s();
+      pthread_mutex_lock(&wm); wq[wq_n++]=k; acked++; ack_wait+=t1-t0; if(t1>last_ack) last_ack=t1; pthread_cond_signal(&qc); pthread_mutex_unlock(&wm);
+    } else if(!strcmp(variant,"v0")){
       snprintf(p,sizeof p,"%s/spool/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); fsync(fd); close(fd);
       snprintf(q,sizeof q,"%s/md/new/%d",base,k); link(p,q); fsync(newfd); unlink(p);
@@ -157,13 +215,23 @@ static void *worker(void *arg){
   close(newfd); return 0;
 }
 int main(int argc,char**argv){
-  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")&&strcmp(variant,"pre")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
+  if(argc<6){fprintf(stderr,"usage: %s VARIANT N THREADS DIR BLOCKDEV\n",argv[0]);return 2;} variant=argv[1]; N=atoi(argv[2]); T=atoi(argv[3]); dev=argv[5]; if(strcmp(variant,"v0")&&strcmp(variant,"v0r")&&strcmp(variant,"v0d")&&strcmp(variant,"tmpfile")&&strcmp(variant,"tmpfile2")&&strcmp(variant,"tmpfile3")&&strcmp(variant,"anchor")&&strcmp(variant,"v2")&&strcmp(variant,"nosync")&&strcmp(variant,"syncfs2")&&strcmp(variant,"pre")&&strcmp(variant,"wal")){fprintf(stderr,"unknown variant %s\n",variant);return 2;} if(T<1||T>256){fprintf(stderr,"1..256 threads\n");return 2;} memset(data,'x',4096);
   snprintf(base,sizeof base,"%s/d-%s",argv[4],variant); char cmd[600]; snprintf(cmd,sizeof cmd,"rm -rf %s; mkdir -p %s/spool %s/md/new %s/md/tmp %s/md/cur; sync",base,base,base,base,base); system(cmd);
+  int wal=!strcmp(variant,"wal"); pthread_t dl;
+  if(wal){ /* the log written ahead of time, as a reused ring would be */
+    char lp[300]; snprintf(lp,sizeof lp,"%s/queue.log",base); logfd=open(lp,O_RDWR|O_CREAT|O_EXCL,0600);
+    if(logfd<0){perror(lp);return 1;}
+    for(int i=0;i<N;i++) if(write(logfd,data,4096)!=4096){perror("log");return 1;}
+    if(fsync(logfd)){perror("fsync log");return 1;} wq=malloc(sizeof(int)*(N+1)); }
+  struct rusage ru0; getrusage(RUSAGE_SELF,&ru0); /* the set-up's CPU is not counted */
   long w0,f0,w1,f1; stat_io(dev,&w0,&f0); double b0=busy_s(); struct timespec a,b; clock_gettime(CLOCK_MONOTONIC,&a);
   pthread_t th[256], rf; int pre=!strcmp(variant,"pre"); if(pre){ dead=malloc(sizeof(int)*(N+1)); pthread_create(&rf,0,refiller,0); }
+  if(wal) pthread_create(&dl,0,deliverer,0);
   for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
   if(pre){ pthread_mutex_lock(&pm); pre_done=1; pthread_cond_broadcast(&pr); pthread_mutex_unlock(&pm); pthread_join(rf,0); rounds=pre_batches; }
+  if(wal) pthread_join(dl,0);
   clock_gettime(CLOCK_MONOTONIC,&b); stat_io(dev,&w1,&f1); double b1=busy_s(); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
-  double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec+ru.ru_utime.tv_usec/1e6+ru.ru_stime.tv_sec+ru.ru_stime.tv_usec/1e6;
-  printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f machine-busy us/msg %.1f rounds %ld\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw)/N,(b1-b0)*1e6/N,rounds);
+  double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec-ru0.ru_utime.tv_sec+(ru.ru_utime.tv_usec-ru0.ru_utime.tv_usec)/1e6+ru.ru_stime.tv_sec-ru0.ru_stime.tv_sec+(ru.ru_stime.tv_usec-ru0.ru_stime.tv_usec)/1e6;
+  printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f machine-busy us/msg %.1f rounds %ld\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw-ru0.ru_nvcsw-ru0.ru_nivcsw)/N,(b1-b0)*1e6/N,rounds);
+  if(wal){ double st=a.tv_sec+a.tv_nsec/1e9; printf("%-9s acknowledged %6.0f/s, mean wait for the acknowledgement %.3f ms, log rounds %ld\n","",acked/(last_ack-st),1e3*ack_wait/acked,wrounds); }
 }
