@@ -65,39 +65,33 @@
 static const char *variant, *dev; static int N, T; static char base[256];
 static int counter = 0; static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char data[4096];
-static pthread_mutex_t sm = PTHREAD_MUTEX_INITIALIZER; static pthread_cond_t sc = PTHREAD_COND_INITIALIZER;
-static long started = 0, finished = 0, rounds = 0; static int running = 0;
-/* Waits for a round that started after the call (running it when none runs). */
-static void shared_round(int dirfd){
-  pthread_mutex_lock(&sm); long need=started+1;
-  while(finished<need){
-    if(running){ pthread_cond_wait(&sc,&sm); continue; }
-    running=1; long me=++started; pthread_mutex_unlock(&sm);
-    if(syncfs(dirfd)||fsync(dirfd)) perror("syncfs");
-    pthread_mutex_lock(&sm); rounds++; finished=me; running=0; pthread_cond_broadcast(&sc);
+/* A shared round: a sync that waiters share. round_wait returns once a round
+ * that started after the call has finished, running it when none runs. */
+struct round { pthread_mutex_t m; pthread_cond_t c; long started, finished, count; int running; const char *what; };
+#define ROUND_INIT(what) { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, what }
+static void round_wait(struct round *r, int (*sync)(int), int fd){
+  pthread_mutex_lock(&r->m); long need=r->started+1;
+  while(r->finished<need){
+    if(r->running){ pthread_cond_wait(&r->c,&r->m); continue; }
+    r->running=1; long me=++r->started; pthread_mutex_unlock(&r->m);
+    if(sync(fd)) perror(r->what);
+    pthread_mutex_lock(&r->m); r->count++; r->finished=me; r->running=0; pthread_cond_broadcast(&r->c);
   }
-  pthread_mutex_unlock(&sm);
+  pthread_mutex_unlock(&r->m);
 }
+static long rounds = 0;
+/* "syncfs2": a round is syncfs, then an fsync of new/. */
+static int syncfs_then_fsync(int dirfd){ return syncfs(dirfd)||fsync(dirfd); }
+static struct round dir_round = ROUND_INIT("syncfs");
 /* "wal": the queue log, its shared fdatasync rounds, and the delivery queue
  * (at most WAL_BATCH messages per delivery round). */
 #ifndef WAL_BATCH
 #define WAL_BATCH 64
 #endif
-static int logfd = -1; static pthread_mutex_t wm = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wc = PTHREAD_COND_INITIALIZER, qc = PTHREAD_COND_INITIALIZER;
-static long wstarted = 0, wfinished = 0, wrounds = 0; static int wrunning = 0;
+static int logfd = -1; static struct round log_round = ROUND_INIT("fdatasync log");
+static pthread_mutex_t wm = PTHREAD_MUTEX_INITIALIZER; static pthread_cond_t qc = PTHREAD_COND_INITIALIZER;
 static int *wq; static int wq_n = 0, wq_head = 0, acked = 0; static double ack_wait = 0, last_ack = 0;
 static double now_s(void){ struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec/1e9; }
-static void log_round(void){
-  pthread_mutex_lock(&wm); long need=wstarted+1;
-  while(wfinished<need){
-    if(wrunning){ pthread_cond_wait(&wc,&wm); continue; }
-    wrunning=1; long me=++wstarted; pthread_mutex_unlock(&wm);
-    if(fdatasync(logfd)) perror("fdatasync log");
-    pthread_mutex_lock(&wm); wrounds++; wfinished=me; wrunning=0; pthread_cond_broadcast(&wc);
-  }
-  pthread_mutex_unlock(&wm);
-}
 static void *deliverer(void *arg){
   char p[512], q[512], nd[300]; snprintf(nd,sizeof nd,"%s/md/new",base); int newfd=open(nd,O_RDONLY|O_DIRECTORY);
   int *batch=malloc(sizeof(int)*(N+1)); int done=0;
@@ -152,7 +146,7 @@ static void *worker(void *arg){
     if(!strcmp(variant,"wal")){
       double t0=now_s();
       if(pwrite(logfd,data,4096,(off_t)(k-1)*4096)!=4096) perror("pwrite log");
-      log_round();
+      round_wait(&log_round,fdatasync,logfd);
       double t1=now_s();
       pthread_mutex_lock(&wm); wq[wq_n++]=k; acked++; ack_wait+=t1-t0; if(t1>last_ack) last_ack=t1; pthread_cond_signal(&qc); pthread_mutex_unlock(&wm);
     } else if(!strcmp(variant,"v0")){
@@ -202,10 +196,10 @@ static void *worker(void *arg){
       snprintf(q,sizeof q,"%s/md/new/%d",base,k); rename(p,q); fsync(newfd);
     } else if(!strcmp(variant,"syncfs2")){
       int fd=open(td,O_WRONLY|O_TMPFILE,0600); write(fd,data,4096);
-      shared_round(newfd);
+      round_wait(&dir_round,syncfs_then_fsync,newfd);
       snprintf(pp,sizeof pp,"/proc/self/fd/%d",fd); snprintf(q,sizeof q,"%s/md/new/%d",base,k);
       if(linkat(AT_FDCWD,pp,AT_FDCWD,q,AT_SYMLINK_FOLLOW)) perror("linkat");
-      close(fd); shared_round(newfd);
+      close(fd); round_wait(&dir_round,syncfs_then_fsync,newfd);
     } else if(!strcmp(variant,"nosync")){
       snprintf(p,sizeof p,"%s/md/tmp/%d",base,k); int fd=open(p,O_WRONLY|O_CREAT|O_EXCL,0600);
       write(fd,data,4096); close(fd);
@@ -230,8 +224,9 @@ int main(int argc,char**argv){
   for(int i=0;i<T;i++) pthread_create(&th[i],0,worker,0); for(int i=0;i<T;i++) pthread_join(th[i],0);
   if(pre){ pthread_mutex_lock(&pm); pre_done=1; pthread_cond_broadcast(&pr); pthread_mutex_unlock(&pm); pthread_join(rf,0); rounds=pre_batches; }
   if(wal) pthread_join(dl,0);
+  if(!strcmp(variant,"syncfs2")) rounds=dir_round.count;
   clock_gettime(CLOCK_MONOTONIC,&b); stat_io(dev,&w1,&f1); double b1=busy_s(); struct rusage ru; getrusage(RUSAGE_SELF,&ru);
   double el=(b.tv_sec-a.tv_sec)+(b.tv_nsec-a.tv_nsec)/1e9; double cpu=ru.ru_utime.tv_sec-ru0.ru_utime.tv_sec+(ru.ru_utime.tv_usec-ru0.ru_utime.tv_usec)/1e6+ru.ru_stime.tv_sec-ru0.ru_stime.tv_sec+(ru.ru_stime.tv_usec-ru0.ru_stime.tv_usec)/1e6;
   printf("%-9s T=%d: %6.0f/s writes/msg %.2f flushes/msg %.2f cpu us/msg %.1f ctxsw/msg %.1f machine-busy us/msg %.1f rounds %ld\n",variant,T,N/el,(double)(w1-w0)/N,(double)(f1-f0)/N,cpu*1e6/N,(double)(ru.ru_nvcsw+ru.ru_nivcsw-ru0.ru_nvcsw-ru0.ru_nivcsw)/N,(b1-b0)*1e6/N,rounds);
-  if(wal){ double st=a.tv_sec+a.tv_nsec/1e9; printf("%-9s acknowledged %6.0f/s, mean wait for the acknowledgement %.3f ms, log rounds %ld\n","",acked/(last_ack-st),1e3*ack_wait/acked,wrounds); }
+  if(wal){ double st=a.tv_sec+a.tv_nsec/1e9; printf("%-9s acknowledged %6.0f/s, mean wait for the acknowledgement %.3f ms, log rounds %ld\n","",acked/(last_ack-st),1e3*ack_wait/acked,log_round.count); }
 }
