@@ -677,7 +677,7 @@ impl Driver {
         });
         match &self.shared.committer {
             // Group commit: this message shares its syncs with the others ending now.
-            Some(c) => c.submit(msg, boxes.to_vec(), done),
+            Some(c) => c.submit(msg, boxes.clone(), done),
             None => {
                 let boxes = boxes.clone();
                 tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));

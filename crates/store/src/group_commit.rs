@@ -9,7 +9,7 @@
 //! per message.
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::error::StoreError;
@@ -20,7 +20,7 @@ pub type Done = Box<dyn FnOnce(Result<Delivered, StoreError>) + Send>;
 
 struct Job {
     msg: IncomingMessage,
-    rcpts: Vec<MailboxAddr>,
+    rcpts: Arc<[MailboxAddr]>,
     done: Done,
 }
 
@@ -57,7 +57,8 @@ impl GroupCommitter {
 
     /// Queues a message; `done` is called once it is durable in every
     /// recipient's `new/`, or has failed (and nothing of it is visible).
-    pub fn submit(&self, msg: IncomingMessage, rcpts: Vec<MailboxAddr>, done: Done) {
+    /// `rcpts` is shared with the session (its log line and accounting), not copied.
+    pub fn submit(&self, msg: IncomingMessage, rcpts: Arc<[MailboxAddr]>, done: Done) {
         let job = Job { msg, rcpts, done };
         let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(job);
         if let Err(mpsc::SendError(job)) = sent {
@@ -89,7 +90,7 @@ mod tests {
                 MailboxAddr::new("example.test", format!("u{}", i % 7)).unwrap(),
             ];
             let tx = tx.clone();
-            committer.submit(m, rcpts, Box::new(move |r| tx.send((i, r)).unwrap()));
+            committer.submit(m, rcpts.into(), Box::new(move |r| tx.send((i, r)).unwrap()));
         }
         let mut ok = 0;
         for _ in 0..200 {
@@ -120,10 +121,13 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("mail/example.test")).unwrap();
         std::fs::write(dir.path().join("mail/example.test/blocked"), b"x").unwrap();
         let results = commit_batch(vec![
-            (good, vec![MailboxAddr::new("example.test", "ok").unwrap()]),
+            (
+                good,
+                [MailboxAddr::new("example.test", "ok").unwrap()].into(),
+            ),
             (
                 bad,
-                vec![MailboxAddr::new("example.test", "blocked").unwrap()],
+                [MailboxAddr::new("example.test", "blocked").unwrap()].into(),
             ),
         ]);
         assert!(results[0].is_ok());

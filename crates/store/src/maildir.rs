@@ -440,11 +440,12 @@ impl IncomingMessage {
 /// Every spool file is fsync'd and every distinct `new/` fsync'd, all after
 /// the whole batch was written. Results come back in the batch's order.
 pub fn commit_batch(
-    batch: Vec<(IncomingMessage, Vec<MailboxAddr>)>,
+    batch: Vec<(IncomingMessage, Arc<[MailboxAddr]>)>,
 ) -> Vec<Result<Delivered, StoreError>> {
     let mut results: Vec<Option<Result<Delivered, StoreError>>> =
         (0..batch.len()).map(|_| None).collect();
-    let mut msgs: Vec<(usize, IncomingMessage, Vec<MailboxAddr>)> = Vec::with_capacity(batch.len());
+    let mut msgs: Vec<(usize, IncomingMessage, Arc<[MailboxAddr]>)> =
+        Vec::with_capacity(batch.len());
     let mut files: Vec<File> = Vec::new();
     // Phase 1: write out.
     for (i, (mut msg, rcpts)) in batch.into_iter().enumerate() {
