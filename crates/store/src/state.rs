@@ -1,9 +1,9 @@
-//! The embedded state database, `<data_dir>/state.sqlite` (DESIGN.md "Files on disk").
+//! The embedded state database, `<data_dir>/state.sqlite`.
 //!
 //! One SQLite file holds what the server must remember across restarts that is not
 //! mail itself:
 //!
-//! * locked and disabled mailboxes (`450 4.2.1` / `550 5.2.1`, issue 4 point 3);
+//! * locked and disabled mailboxes (`450 4.2.1` / `550 5.2.1`);
 //! * greylisting triplets and auto-whitelisted client networks (`450 4.2.0`); the
 //!   decisions are in [`crate::greylist`], this module only stores the records;
 //! * authentication failures and bans (`421 4.7.0 too many authentication failures`),
@@ -120,6 +120,9 @@ pub enum StateError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The backend could not run the operation at all (its worker ended).
+    #[error("state database unavailable: {0}")]
+    Unavailable(String),
     /// The file was written by a newer Pillarbox whose schema this one does not know.
     #[error(
         "state database {} has schema version {found}, but this Pillarbox knows only up to \
@@ -136,7 +139,7 @@ pub enum StateError {
     },
 }
 
-/// Whether a mailbox takes mail now (issue 4 point 3).
+/// Whether a mailbox takes mail now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailboxState {
     /// Takes mail.
@@ -584,7 +587,19 @@ impl StateDb {
         })
     }
 
-    /// Forgets the failures recorded for `client_ip` (after it authenticated).
+    /// Forgets the failures `client_ip` had for `account` (after it authenticated
+    /// as that account). Failures for other accounts from the same address stay:
+    /// knowing one password proves nothing about the others.
+    pub fn clear_account_failures(&self, client_ip: &str, account: &str) -> Result<(), StateError> {
+        let account = account.to_lowercase();
+        self.with("clear authentication failures", |c| {
+            c.prepare_cached("DELETE FROM auth_failure WHERE ip = ?1 AND account = ?2")?
+                .execute(params![client_ip, account])
+                .map(drop)
+        })
+    }
+
+    /// Forgets every failure recorded for `client_ip` (an administrator's unban).
     pub fn clear_auth_failures(&self, client_ip: &str) -> Result<(), StateError> {
         self.with("clear authentication failures", |c| {
             c.prepare_cached("DELETE FROM auth_failure WHERE ip = ?1")?
