@@ -26,13 +26,16 @@ use crate::{
     StateFuture, StateStore, Triplet,
 };
 
+/// Locked and disabled mailboxes by lower-cased name.
+type MailboxMap = Arc<HashMap<String, MailboxState>>;
+
 /// The SQLite state store. Cheap to share: one per server.
 pub struct SqliteState {
     db: Arc<StateDb>,
     /// `<db>-wal`, spelled once.
     wal: PathBuf,
     /// The mailbox states, with the token they were read under.
-    mailboxes: Mutex<Option<(u64, Arc<HashMap<String, MailboxState>>)>>,
+    mailboxes: Mutex<Option<(u64, MailboxMap)>>,
 }
 
 impl SqliteState {
@@ -75,7 +78,7 @@ impl SqliteState {
     }
 
     /// The cached mailbox states if they are still current.
-    fn cached_mailboxes(&self, token: u64) -> Option<Arc<HashMap<String, MailboxState>>> {
+    fn cached_mailboxes(&self, token: u64) -> Option<MailboxMap> {
         let cache = self.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
         match &*cache {
             Some((t, map)) if *t == token => Some(map.clone()),
@@ -148,7 +151,7 @@ impl StateStore for SqliteState {
                     // Every state is read, expired locks included: a lock that
                     // runs out later is judged at each call against `now`.
                     let list = self.run(|db| db.list_mailbox_states(0)).await?;
-                    let map: Arc<HashMap<_, _>> = Arc::new(list.into_iter().collect());
+                    let map: MailboxMap = Arc::new(list.into_iter().collect());
                     *self.mailboxes.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some((token, map.clone()));
                     map
