@@ -17,7 +17,7 @@ pub enum AuthCommand {
 
 pub fn run(cmd: AuthCommand, state_path: &Path) -> anyhow::Result<ExitCode> {
     let db = StateDb::open(state_path)?;
-    let now = pillarbox_server::auth::now();
+    let now = pillarbox_server::services::Clock::now(&pillarbox_server::services::SystemClock);
     match cmd {
         AuthCommand::Bans => {
             let bans = db.list_bans(now)?;

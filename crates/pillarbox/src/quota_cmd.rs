@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use pillarbox_server::config::Config;
 use pillarbox_server::directory::Directory;
-use pillarbox_server::storage::limit_for;
+use pillarbox_server::policy::limit_for;
 use pillarbox_store::quota::{self, QuotaLimit, Usage};
 use pillarbox_store::{MailboxAddr, MaildirStore};
 
@@ -29,7 +29,7 @@ pub fn run(cmd: QuotaCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     let mb = MailboxAddr::new(domain, local)?;
     let users_file = cfg.users_file();
     let users = Directory::open(users_file, cfg.primary_domain());
-    let limit = limit_for(cfg, &users, &mb);
+    let limit = limit_for(&cfg.quota, &users.current(), &mb);
     // Not MaildirStore::open: the server may be running on this data directory.
     let maildir = MaildirStore::maildir_path_in(&cfg.data_dir, &mb);
     if !maildir.is_dir() {

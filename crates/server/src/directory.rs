@@ -176,6 +176,21 @@ impl Directory {
     }
 }
 
+impl crate::services::Users for Directory {
+    fn current(&self) -> Arc<UserDirectory> {
+        Directory::current(self)
+    }
+    fn healthy(&self) -> bool {
+        Directory::healthy(self)
+    }
+    fn mechanism_support(&self) -> MechanismSupport {
+        Directory::mechanism_support(self)
+    }
+    fn decoys(&self) -> Arc<Decoys> {
+        Directory::decoys(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

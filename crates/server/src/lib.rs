@@ -1,13 +1,14 @@
-//! The Pillarbox server: config, listeners, TLS, the session driver and the
-//! policies that answer the protocol session's questions.
+//! The Pillarbox server: config, listeners, TLS, the session driver, and the
+//! policy seam ([`policy`]) whose checks answer the protocol session's
+//! questions with the injected [`services`].
 
 pub mod auth;
 pub mod config;
 pub mod directory;
-pub mod greylisting;
+pub mod policy;
 pub mod received;
-pub mod recipients;
 pub mod server;
+pub mod services;
 pub mod session_driver;
 pub mod storage;
 pub mod tls;

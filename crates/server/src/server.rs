@@ -12,8 +12,13 @@ use tokio_rustls::TlsAcceptor;
 
 use pillarbox_store::MaildirStore;
 
+use pillarbox_state::{Retention, SqliteState, StateStore};
+
+use crate::auth::Authenticator;
 use crate::config::{Config, Listen, Protocol};
 use crate::directory::Directory;
+use crate::policy::{Policies, Quotas};
+use crate::services::{LogTelemetry, Services, SystemClock};
 use crate::session_driver;
 use crate::storage::DiskWatch;
 use crate::tls::{self, TlsSource};
@@ -34,30 +39,29 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("state database: {0}")]
-    State(#[from] pillarbox_store::state::StateError),
+    State(#[from] pillarbox_state::StateError),
     #[error("{0}")]
     Init(String),
 }
 
-/// What every session shares.
-pub struct Shared {
-    pub cfg: Config,
-    pub store: MaildirStore,
-    pub users: Directory,
-    pub disk: DiskWatch,
-    pub tls: Option<TlsAcceptor>,
-    /// Greylisting, AUTH failures and bans, mailbox locks: `<data_dir>/state.sqlite`.
-    pub state: pillarbox_store::state::StateDb,
-    pub greylist: pillarbox_store::greylist::GreylistConfig,
-    /// The AUTH decoy key, kept in the state database across restarts: decoy
-    /// SCRAM salts and decoy costs for unknown users.
-    pub decoy_key: Vec<u8>,
-    /// Locked and disabled mailboxes, cached until the state database changes.
-    pub mailbox_states: crate::recipients::MailboxStates,
+/// What every session shares. Only the session driver reads it; policy
+/// checks get the [`Services`] and their own settings instead.
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) store: Arc<MaildirStore>,
+    pub(crate) services: Services,
+    pub(crate) policies: Policies,
+    pub(crate) auth: Authenticator,
+    /// Quota accounting after a commit (the check itself is among the policies).
+    pub(crate) quotas: Quotas,
+    pub(crate) disk: Arc<DiskWatch>,
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// Greylisting's retention, for the purge of expired state.
+    retention: Retention,
     /// Group commit of finished messages (`[storage] group_commit`).
-    pub committer: Option<pillarbox_store::group_commit::GroupCommitter>,
-    pub started: Instant,
-    pub open_sessions: AtomicUsize,
+    pub(crate) committer: Option<pillarbox_store::group_commit::GroupCommitter>,
+    pub(crate) started: Instant,
+    pub(crate) open_sessions: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     next_session: AtomicU64,
 }
@@ -70,7 +74,7 @@ pub struct Server {
 }
 
 /// Holds one session's place in the connection counts; released on drop.
-pub struct SessionSlot {
+pub(crate) struct SessionSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
 }
@@ -151,8 +155,14 @@ impl Server {
             listeners.push((listener, l.clone()));
         }
         let users_file = cfg.users_file();
-        let users = Directory::open(users_file, cfg.primary_domain());
-        let state = pillarbox_store::state::StateDb::open(cfg.state_path())?;
+        let users = Arc::new(Directory::open(users_file, cfg.primary_domain()));
+        let state: Arc<dyn StateStore> = Arc::new(SqliteState::open(cfg.state_path())?);
+        let services = Services {
+            state,
+            users,
+            clock: Arc::new(SystemClock),
+            telemetry: Arc::new(LogTelemetry),
+        };
         let committer = if cfg.storage.group_commit {
             Some(
                 pillarbox_store::group_commit::GroupCommitter::start(cfg.storage.commit_batch)
@@ -163,7 +173,7 @@ impl Server {
         } else {
             None
         };
-        // Kept in the state database: an unknown name's SCRAM salt and decoy
+        // Kept in the state store: an unknown name's SCRAM salt and decoy
         // cost stay the same across restarts, as a real user's do.
         let mut random = vec![0u8; 32];
         getrandom::getrandom(&mut random).map_err(|e| {
@@ -171,17 +181,22 @@ impl Server {
                 "cannot draw random bytes for the AUTH decoy key: {e}"
             ))
         })?;
-        let decoy_key = state.secret("auth decoy key", || random)?;
+        let decoy_key = services
+            .state
+            .secret("auth decoy key".into(), random)
+            .await?;
+        let store = Arc::new(store);
+        let disk = Arc::new(DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve));
         Ok(Self {
             shared: Arc::new(Shared {
-                disk: DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve),
-                state,
-                greylist: cfg.greylist.store_config(),
-                decoy_key,
+                policies: Policies::standard(&cfg, store.clone(), disk.clone()),
+                auth: Authenticator::new(cfg.auth.clone(), cfg.primary_domain(), decoy_key),
+                quotas: Quotas::new(&cfg, store.clone()),
+                retention: cfg.greylist.store_config().retention(),
+                services,
+                disk,
                 committer,
-                mailbox_states: crate::recipients::MailboxStates::new(cfg.state_path()),
                 store,
-                users,
                 tls,
                 started: Instant::now(),
                 open_sessions: AtomicUsize::new(0),
@@ -236,15 +251,10 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Removes expired state from the state database at start and then hourly.
 async fn purge_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let sh = shared.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            pillarbox_store::greylist::purge(&sh.state, &sh.greylist, crate::auth::now())
-        })
-        .await;
-        match done {
-            Ok(Ok(p)) => tracing::debug!(?p, "state purged"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot purge the state database"),
-            Err(_) => {}
+        let s = &shared.services;
+        match s.state.purge(s.clock.now(), shared.retention).await {
+            Ok(p) => tracing::debug!(?p, "state purged"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge the state database"),
         }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_EVERY) => {}

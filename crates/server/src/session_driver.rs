@@ -20,13 +20,11 @@ use pillarbox_proto::spare;
 use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
-use crate::auth::{self, AfterFailure};
+use crate::auth::{AfterFailure, PasswordCheck};
 use crate::config::{Listen, Protocol};
-use crate::greylisting;
+use crate::policy::{Client, DataCx, Decision, RecipientAddress, SenderCx, SessionInfo};
 use crate::received::Trace;
-use crate::recipients::{self, Verdict};
 use crate::server::Shared;
-use crate::storage;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -102,7 +100,7 @@ impl Conn {
 /// The driver is built before the task starts, so the task holds it once
 /// rather than beside the arguments it was built from (an async fn keeps its
 /// arguments' room for its whole life): that is in every idle session.
-pub fn run(
+pub(crate) fn run(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -117,12 +115,17 @@ pub fn run(
     async move {
         let Some(_slot) = d.shared.admit(peer.ip()) else {
             tracing::warn!(peer = %peer, "refused: too many connections");
-            d.refuse(implicit_tls, Row::TooManyConnections.reply()).await;
+            d.refuse(implicit_tls, Row::TooManyConnections.reply())
+                .await;
             return;
         };
-        if let Some(ban) = auth::ban_of(&d.shared, peer.ip()) {
-            tracing::warn!(peer = %peer, reason = %ban.reason, until = ban.until, "refused: banned");
-            d.refuse(implicit_tls, Row::AuthTooManyFailures.reply()).await;
+        if let Decision::Refuse(r) | Decision::Defer(r) = d
+            .shared
+            .policies
+            .connect(&d.shared.services, &d.client)
+            .await
+        {
+            d.refuse(implicit_tls, r).await;
             return;
         }
         tracing::info!(peer = %peer, listener = %protocol, "connect");
@@ -160,15 +163,13 @@ async fn refuse(shared: &Shared, stream: TcpStream, implicit_tls: bool, reply: R
 struct Driver {
     shared: Arc<Shared>,
     conn: Conn,
-    peer: SocketAddr,
-    local_ip: IpAddr,
+    /// Who the client is, for the policy checks.
+    client: Client,
     id: String,
     session: Session,
     input: Input,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
-    /// The client is in a trusted network.
-    trusted: bool,
     /// The message being received, and the first storage error it met.
     /// Boxed: allocated only while a message comes in (idle sessions, issue 6).
     msg: Option<Box<IncomingMessage>>,
@@ -213,14 +214,16 @@ impl Driver {
         });
         Self {
             conn: Conn::Plain(stream),
-            peer,
-            local_ip,
+            client: Client {
+                ip: peer.ip(),
+                local_ip,
+                trusted,
+            },
             id,
             session,
             input: Input::new(),
             out: Vec::new(),
             shutdown,
-            trusted,
             msg: None,
             msg_error: None,
             queue_id: String::new(),
@@ -450,24 +453,23 @@ impl Driver {
     /// After an AUTH exchange: log it, and on failure count it, wait, or ban.
     async fn auth_attempt(&mut self, authcid: Option<String>, ok: bool) -> Option<&'static str> {
         let user = authcid.as_deref().unwrap_or("-");
+        let sh = self.shared.clone();
         if ok {
             tracing::info!(user, "authenticated");
-            if let Err(e) = self
-                .shared
-                .state
-                .clear_auth_failures(&self.peer.ip().to_string())
-            {
-                tracing::warn!(error = %e, "cannot clear authentication failures");
-            }
+            sh.auth.succeeded(&sh.services, self.client.ip, user).await;
             return None;
         }
         tracing::warn!(user, "authentication failed");
-        match auth::record_failure(
-            &self.shared,
-            self.peer.ip(),
-            self.trusted,
-            authcid.as_deref(),
-        ) {
+        match sh
+            .auth
+            .failed(
+                &sh.services,
+                self.client.ip,
+                self.client.trusted,
+                authcid.as_deref(),
+            )
+            .await
+        {
             AfterFailure::Delay(d) => {
                 // Progressive delay: each failure costs the client more time.
                 tokio::time::sleep(d).await;
@@ -480,69 +482,71 @@ impl Driver {
         }
     }
 
+    /// What the policy checks see of this session.
+    fn info(&self) -> SessionInfo<'_> {
+        SessionInfo {
+            client: &self.client,
+            helo: self.session.client_greeting().map(|g| g.name.as_str()),
+            authenticated: self.session.authenticated(),
+            tls: self.session.is_tls(),
+        }
+    }
+
     async fn answer(&mut self, q: Question) -> Answer {
+        let sh = self.shared.clone();
         match q {
             Question::Sender { from, size } => {
                 self.accepted.clear();
                 tracing::debug!(from = %from, size, "sender");
-                if let Some(user) = self.session.authenticated() {
-                    if !auth::owns(&self.shared, user, &from) {
-                        tracing::warn!(user, from = %from, "sender not owned");
-                        return Answer::Refuse(Row::SenderNotOwned.reply());
-                    }
-                }
-                match self.shared.disk.check(size) {
+                let cx = SenderCx {
+                    session: self.info(),
+                    from: &from,
+                    size,
+                };
+                match sh.policies.sender(&sh.services, cx).await.into_result() {
                     Ok(()) => Answer::Accept,
                     Err(r) => Answer::Refuse(r),
                 }
             }
-            Question::Recipient { to, size } => self.recipient(to, size),
+            Question::Recipient { to, size } => {
+                let Some(tx) = self.session.transaction() else {
+                    return Answer::Refuse(Row::LocalError.reply());
+                };
+                let cx = RecipientAddress {
+                    session: self.info(),
+                    from: &tx.from,
+                    to: &to,
+                    size,
+                };
+                match sh.policies.recipient(&sh.services, cx).await.into_result() {
+                    Ok(mb) => {
+                        self.accepted.push((to, mb));
+                        Answer::Accept
+                    }
+                    Err(r) => Answer::Refuse(r),
+                }
+            }
             Question::CheckPassword { authcid, password } => {
-                auth::check_password(&self.shared, &authcid, password).await
+                match sh
+                    .auth
+                    .check_password(&sh.services, &authcid, password)
+                    .await
+                {
+                    PasswordCheck::Valid => Answer::Accept,
+                    PasswordCheck::Invalid => Answer::Invalid,
+                    PasswordCheck::Unavailable(r) => Answer::Refuse(r),
+                }
             }
             Question::Secret { authcid, mechanism } => {
-                auth::secret(&self.shared, &authcid, mechanism)
+                match sh.auth.secret(&sh.services, &authcid, mechanism) {
+                    Ok(secret) => Answer::Secret(secret),
+                    Err(r) => Answer::Refuse(r),
+                }
             }
             Question::BeginMessage => self.begin_message(),
             Question::Deliver { size } => self.deliver(size).await,
             Question::Status => Answer::Status(self.status_lines()),
         }
-    }
-
-    fn recipient(&mut self, to: ForwardPath, size: Option<u64>) -> Answer {
-        if let Err(r) = self.shared.disk.check(None) {
-            return Answer::Refuse(r);
-        }
-        let authenticated = self.session.authenticated().is_some();
-        let sh = self.shared.clone();
-        let relay = self.trusted || authenticated;
-        let mb = match recipients::resolve(&to, &sh.cfg, &sh.users, self.local_ip, relay) {
-            Verdict::Local(mb) => mb,
-            Verdict::Refuse(r) => {
-                tracing::info!(to = %to, "recipient refused");
-                return Answer::Refuse(r);
-            }
-        };
-        if let Err(r) = recipients::mailbox_state(&sh, &mb) {
-            return Answer::Refuse(r);
-        }
-        // RFC 1870: with SIZE we know now whether this message would overflow.
-        if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, size.unwrap_or(1))
-        {
-            return Answer::Refuse(r);
-        }
-        // Greylisting spares authenticated and trusted clients.
-        if !authenticated && !self.trusted {
-            let sender = match self.session.transaction().map(|t| &t.from) {
-                Some(pillarbox_proto::ReversePath::Mailbox(m)) => m.to_string(),
-                _ => String::new(),
-            };
-            if let Some(r) = greylisting::check(&sh, self.peer.ip(), &sender, &mb.to_string()) {
-                return Answer::Refuse(r);
-            }
-        }
-        self.accepted.push((to, mb));
-        Answer::Accept
     }
 
     fn begin_message(&mut self) -> Answer {
@@ -570,7 +574,7 @@ impl Driver {
         };
         let trace = Trace {
             helo: greeting.map(|g| g.name.as_str()).unwrap_or("unknown"),
-            client_ip: self.peer.ip(),
+            client_ip: self.client.ip,
             hostname: &self.shared.cfg.hostname,
             protocol,
             tls,
@@ -648,17 +652,17 @@ impl Driver {
         let n = boxes.len();
         // All or nothing: a mailbox that can no longer take the message defers it for every recipient.
         let stored = msg.stored_size();
-        let sh = &self.shared;
-        for mb in &boxes {
-            // A lock set while the message was coming in still covers it.
-            if let Err(r) = recipients::mailbox_state(sh, mb) {
-                msg.abort();
-                return Answer::Refuse(r);
-            }
-            if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, mb, stored) {
-                msg.abort();
-                return Answer::Refuse(r);
-            }
+        let sh = self.shared.clone();
+        // A lock set, or a quota filled, while the message was coming in still counts.
+        let cx = DataCx {
+            session: self.info(),
+            from: &tx.from,
+            mailboxes: &boxes,
+            size: stored,
+        };
+        if let Err(r) = sh.policies.delivery(&sh.services, cx).await.into_result() {
+            msg.abort();
+            return Answer::Refuse(r);
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         // Shared by the session (its log line), the commit and the accounting,
@@ -766,11 +770,12 @@ impl std::fmt::Display for Joined<'_> {
 /// A committed message's accounting: each limited mailbox's `maildirsize`,
 /// and the free-space estimate (one file, however many recipients: hard links).
 fn landed(sh: &Shared, boxes: &[MailboxAddr], stored: u64) {
-    storage::record_delivery(&sh.store, &sh.cfg, &sh.users, boxes, stored);
+    sh.quotas
+        .record_delivery(&sh.services.users.current(), boxes, stored);
     sh.disk.consumed(stored);
 }
 
-/// Local storage trouble is temporary (DESIGN.md: 4xx, never 5xx).
+/// Local storage trouble is temporary: 4xx, never 5xx.
 fn store_reply(e: &StoreError) -> Reply {
     if e.is_no_space() {
         Row::InsufficientStorage.reply()
@@ -788,7 +793,7 @@ fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
         ..AuthPolicy::default()
     };
     if listener.auth_enabled() {
-        let support = shared.users.mechanism_support();
+        let support = shared.services.users.mechanism_support();
         policy.mechanisms = shared
             .cfg
             .mechanisms()
@@ -800,7 +805,7 @@ fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
             })
             .collect();
         policy.nonce = session_nonce();
-        policy.decoy_key = shared.decoy_key.clone();
+        policy.decoy_key = shared.auth.decoy_key().to_vec();
         policy.decoy_scram_iterations = support.scram_iterations;
     }
     policy
@@ -820,7 +825,11 @@ fn session_nonce() -> String {
         bytes[..16].copy_from_slice(&t.to_le_bytes());
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.{}.", auth::now())
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{hex}.{now}.")
 }
 
 /// A positive reply (2yz, 3yz) to a command of a mail transaction.

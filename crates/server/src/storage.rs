@@ -1,17 +1,14 @@
-//! Storage policy: the disk reserve (452 4.3.1) and mailbox quotas (452 4.2.2
-//! or 552 5.2.2). Our own resource trouble is temporary, never 5xx
-//! (DESIGN.md), except a quota the operator declared permanent.
+//! Free space on the data filesystem, and the disk reserve (452 4.3.1). Our
+//! own resource trouble is temporary, never 5xx.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pillarbox_codes::{Reply, Row};
-use pillarbox_store::quota::QuotaLimit;
-use pillarbox_store::{DiskSpace, MailboxAddr, MaildirStore};
+use pillarbox_store::DiskSpace;
 
-use crate::config::{Config, QuotaExceeded, Reserve};
-use crate::directory::Directory;
+use crate::config::Reserve;
 
 /// How long a statvfs result is reused.
 const DISK_CACHE: Duration = Duration::from_secs(1);
@@ -99,80 +96,5 @@ impl DiskWatch {
             *last = Some(Instant::now());
             tracing::warn!(data_dir = %self.path.display(), "insufficient storage: {why}");
         }
-    }
-}
-
-/// The quota of a mailbox: the user's `userdb_quota_rule` (or `quota_rule`)
-/// from the users file, else `[quota] default` and `messages`.
-pub fn limit_for(cfg: &Config, users: &Directory, mb: &MailboxAddr) -> QuotaLimit {
-    let dir = users.current();
-    if let Some(rule) = dir.lookup(&mb.user, &mb.domain).and_then(|u| {
-        u.extra_field("userdb_quota_rule")
-            .or_else(|| u.extra_field("quota_rule"))
-    }) {
-        if let Some(q) = QuotaLimit::parse_dovecot_rule(rule) {
-            return q;
-        }
-        tracing::warn!(user = %mb, rule, "quota rule not understood; using the default");
-    }
-    QuotaLimit {
-        bytes: Some(cfg.quota.default.0).filter(|b| *b > 0),
-        messages: Some(cfg.quota.messages).filter(|m| *m > 0),
-    }
-}
-
-/// Would `bytes` more (one message) overflow this mailbox?
-pub fn check_quota(
-    store: &MaildirStore,
-    cfg: &Config,
-    users: &Directory,
-    mb: &MailboxAddr,
-    bytes: u64,
-) -> Result<(), Reply> {
-    let limit = limit_for(cfg, users, mb);
-    if !limit.is_limited() {
-        return Ok(());
-    }
-    // A mailbox that does not exist yet holds nothing: `usage` says so.
-    match store.quota().usage(&store.maildir_path(mb), &limit) {
-        Ok(u) if limit.would_exceed(u, bytes, 1) => {
-            tracing::info!(mailbox = %mb, used = u.bytes, messages = u.messages, adding = bytes, "over quota");
-            Err(full(cfg))
-        }
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // Cannot tell: do not refuse mail for a bookkeeping problem.
-            tracing::warn!(mailbox = %mb, error = %e, "cannot read quota usage");
-            Ok(())
-        }
-    }
-}
-
-/// Records a delivered message in every recipient's `maildirsize`.
-pub fn record_delivery(
-    store: &MaildirStore,
-    cfg: &Config,
-    users: &Directory,
-    boxes: &[MailboxAddr],
-    stored: u64,
-) {
-    for mb in boxes {
-        let limit = limit_for(cfg, users, mb);
-        if !limit.is_limited() {
-            continue;
-        }
-        if let Err(e) = store
-            .quota()
-            .record(&store.maildir_path(mb), &limit, stored as i64, 1)
-        {
-            tracing::warn!(mailbox = %mb, error = %e, "cannot update maildirsize");
-        }
-    }
-}
-
-fn full(cfg: &Config) -> Reply {
-    match cfg.quota.exceeded {
-        QuotaExceeded::Temporary => Row::MailboxFull.reply(),
-        QuotaExceeded::Permanent => Row::MailboxFullPermanent.reply(),
     }
 }

@@ -1,0 +1,118 @@
+//! Mailbox quotas (`452 4.2.2`, or `552 5.2.2` where declared permanent): at RCPT
+//! with the declared SIZE (RFC 1870: we know then whether the message would
+//! overflow), and again at the end of data with the stored size. Usage is the
+//! Maildir++ `maildirsize` file Dovecot's `quota = maildir` shares.
+
+use std::sync::Arc;
+
+use pillarbox_codes::{Reply, Row};
+use pillarbox_store::quota::QuotaLimit;
+use pillarbox_store::{MailboxAddr, MaildirStore, UserDirectory};
+
+use super::{ready, Decision, PolicyFuture, RecipientCheck, RecipientCx};
+use crate::config::{Config, Quota, QuotaExceeded};
+use crate::services::Services;
+
+/// Refuses messages that would overflow a mailbox's quota.
+pub struct Quotas {
+    cfg: Quota,
+    store: Arc<MaildirStore>,
+}
+
+impl Quotas {
+    /// As `[quota]` configures it, for mailboxes of `store`.
+    pub fn new(cfg: &Config, store: Arc<MaildirStore>) -> Self {
+        Self {
+            cfg: cfg.quota.clone(),
+            store,
+        }
+    }
+
+    /// Would `bytes` more (one message) overflow `mb`?
+    pub fn check_mailbox(
+        &self,
+        users: &UserDirectory,
+        mb: &MailboxAddr,
+        bytes: u64,
+    ) -> Result<(), Reply> {
+        let limit = limit_for(&self.cfg, users, mb);
+        if !limit.is_limited() {
+            return Ok(());
+        }
+        // A mailbox that does not exist yet holds nothing: `usage` says so.
+        match self
+            .store
+            .quota()
+            .usage(&self.store.maildir_path(mb), &limit)
+        {
+            Ok(u) if limit.would_exceed(u, bytes, 1) => {
+                tracing::info!(mailbox = %mb, used = u.bytes, messages = u.messages, adding = bytes, "over quota");
+                Err(match self.cfg.exceeded {
+                    QuotaExceeded::Temporary => Row::MailboxFull.reply(),
+                    QuotaExceeded::Permanent => Row::MailboxFullPermanent.reply(),
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Cannot tell: do not refuse mail for a bookkeeping problem.
+                tracing::warn!(mailbox = %mb, error = %e, "cannot read quota usage");
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a delivered message of `stored` bytes in every limited
+    /// recipient's `maildirsize`.
+    pub fn record_delivery(&self, users: &UserDirectory, boxes: &[MailboxAddr], stored: u64) {
+        for mb in boxes {
+            let limit = limit_for(&self.cfg, users, mb);
+            if !limit.is_limited() {
+                continue;
+            }
+            if let Err(e) =
+                self.store
+                    .quota()
+                    .record(&self.store.maildir_path(mb), &limit, stored as i64, 1)
+            {
+                tracing::warn!(mailbox = %mb, error = %e, "cannot update maildirsize");
+            }
+        }
+    }
+}
+
+impl RecipientCheck for Quotas {
+    fn name(&self) -> &'static str {
+        "quota"
+    }
+
+    fn at_delivery(&self) -> bool {
+        true
+    }
+
+    fn check<'a>(&'a self, s: &'a Services, cx: RecipientCx<'a>) -> PolicyFuture<'a> {
+        ready(
+            match self.check_mailbox(&s.users.current(), cx.mailbox, cx.size) {
+                Ok(()) => Decision::GO_ON,
+                Err(r) => Decision::stop(r),
+            },
+        )
+    }
+}
+
+/// The quota of a mailbox: the user's `userdb_quota_rule` (or `quota_rule`)
+/// from the users file, else `[quota] default` and `messages`.
+pub fn limit_for(cfg: &Quota, users: &UserDirectory, mb: &MailboxAddr) -> QuotaLimit {
+    if let Some(rule) = users.lookup(&mb.user, &mb.domain).and_then(|u| {
+        u.extra_field("userdb_quota_rule")
+            .or_else(|| u.extra_field("quota_rule"))
+    }) {
+        if let Some(q) = QuotaLimit::parse_dovecot_rule(rule) {
+            return q;
+        }
+        tracing::warn!(user = %mb, rule, "quota rule not understood; using the default");
+    }
+    QuotaLimit {
+        bytes: Some(cfg.default.0).filter(|b| *b > 0),
+        messages: Some(cfg.messages).filter(|m| *m > 0),
+    }
+}
