@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/compare.sh: Pillarbox and its peers under the same `pillarbox bench`
-# load, on this machine, in one run (issue 6).
+# load, on this machine, in one run.
 #
 # Installs and configures the peers, each accepting into an fsync'd Maildir
 # (or, for smtp-sink, discarding: the upper bound of the client and the

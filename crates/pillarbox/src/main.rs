@@ -206,6 +206,9 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             };
             writeln!(out, "tls {how} {}", t.cert.display())?;
         }
+        // Installed before `ready`: a signal sent as soon as a supervisor
+        // reads it must drain the server, not kill it.
+        let signals = shutdown_signals();
         writeln!(out, "ready")?;
         out.flush()?;
         drop(out);
@@ -213,7 +216,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            wait_for_signal(signals).await;
             tracing::info!(
                 "shutting down: no new connections; transactions in progress may finish"
             );
@@ -257,12 +260,20 @@ fn raise_open_files_limit(sessions: usize) {
     }
 }
 
-async fn wait_for_signal() {
+/// The handlers for SIGTERM and SIGINT, installed now; `None` when they
+/// cannot be.
+fn shutdown_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    let Some((mut term, mut int)) = signals else {
         // Without signal handlers, run until killed.
         std::future::pending::<()>().await;
         return;

@@ -1,4 +1,4 @@
-//! Temporarily unavailable mailboxes and greylisting over real SMTP (issue 4):
+//! Temporarily unavailable mailboxes and greylisting over real SMTP:
 //! `pillarbox mailbox lock` gives 450 4.2.1 (also to a delivery already in
 //! progress), `disable` 550 5.2.1; a greylisted triplet is refused, then
 //! accepted after the (test-short) delay, with the state surviving a restart.

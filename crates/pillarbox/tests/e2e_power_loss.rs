@@ -1,7 +1,7 @@
 //! Power loss: every message that got its `250` survives a power cut and the
 //! `e2fsck` that follows it, on ext4 *without a journal*, the filesystem that
-//! orders nothing for us, and on ext4 with one, the common case (DESIGN.md:
-//! durable before `250`).
+//! orders nothing for us, and on ext4 with one, the common case (durable
+//! before `250`).
 //!
 //! The data dir is a small ext4 image, loop-mounted. After the
 //! `250`s, a copy of the image file is what the loop device has written so far:

@@ -98,7 +98,7 @@ fn smtplib_plain_delivers_to_two_recipients_byte_exact() {
             "plaintext ESMTP delivery should say `with ESMTP` (RFC 3848): {received}"
         );
     }
-    // DESIGN.md: written once, hard-linked into each mailbox on the same filesystem.
+    // Written once, hard-linked into each mailbox on the same filesystem.
     assert_eq!(
         inodes[0], inodes[1],
         "the two mailboxes' copies should be one file, hard-linked"

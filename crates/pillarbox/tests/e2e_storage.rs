@@ -1,4 +1,4 @@
-//! Storage under real conditions (issue 4): a real small filesystem filled
+//! Storage under real conditions: a real small filesystem filled
 //! until `452 4.3.1`, a message that hits ENOSPC mid-write leaving nothing
 //! partial, recovery once space is freed, and mailbox quotas in `maildirsize`
 //! giving `452 4.2.2` at RCPT and at the end of data.

@@ -1,5 +1,5 @@
 //! The configuration: one TOML file, unknown keys refused, or the embedded
-//! default when there is none (DESIGN.md "Config").
+//! default when there is none.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -171,7 +171,7 @@ struct Driver {
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
     /// The message being received, and the first storage error it met.
-    /// Boxed: allocated only while a message comes in (idle sessions, issue 6).
+    /// Boxed: allocated only while a message comes in (idle sessions stay small).
     msg: Option<Box<IncomingMessage>>,
     msg_error: Option<StoreError>,
     queue_id: String,
@@ -244,7 +244,7 @@ impl Driver {
     /// The session loop; returns why it ended.
     async fn drive(&mut self, implicit_tls: bool) -> &'static str {
         // Limits are read where used, not copied: what the loop holds across
-        // its waits is in every idle session's task (issue 6).
+        // its waits is in every idle session's task.
         if implicit_tls {
             // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
             if let Err(reason) =
@@ -405,7 +405,7 @@ impl Driver {
     }
 
     /// [`Self::close_with`] on the heap: the session loop's future stays small
-    /// for the time it spends idle (issue 6: no per-connection weight while idle).
+    /// for the time it spends idle (no per-connection weight while idle).
     async fn close_with_boxed(&mut self, reply: Reply, reason: &'static str) -> &'static str {
         Box::pin(self.close_with(reply, reason)).await
     }

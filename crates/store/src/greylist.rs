@@ -1,4 +1,4 @@
-//! Greylisting as postgrey does it (issue 4 point 4): refuse a new (client network,
+//! Greylisting as postgrey does it: refuse a new (client network,
 //! sender, recipient) triplet with `450 4.2.0` for a while, and let it pass once the
 //! client retries, as real MTAs do (RFC 5321 4.5.4.1) and most spam software does not.
 //!

@@ -170,7 +170,7 @@ impl TestDir {
         Server::start(self)
     }
 
-    /// The Maildir of `address` (`user@domain`), as DESIGN.md lays it out.
+    /// The Maildir of `address` (`user@domain`), `<data_dir>/mail/<domain>/<user>/Maildir`.
     pub fn maildir(&self, address: &str) -> PathBuf {
         maildir(&self.data_dir, address)
     }
