@@ -52,11 +52,15 @@ pub struct Stats {
 /// Accept latency figures, milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LatencySummary {
-    /// Nearest-rank percentiles.
+    /// The median (nearest rank, as every percentile here).
     pub p50: f64,
+    /// The 90th percentile.
     pub p90: f64,
+    /// The 99th percentile.
     pub p99: f64,
+    /// The slowest accept.
     pub max: f64,
+    /// The arithmetic mean.
     pub mean: f64,
 }
 
