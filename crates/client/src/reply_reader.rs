@@ -49,26 +49,41 @@ pub enum ReplyError {
     CodeChanged { first: u16, line: String },
 }
 
-/// Collects the lines of one reply. Feed it each line as read (CRLF
-/// included); it answers `Some(reply)` after the last line.
-#[derive(Clone, Debug)]
-pub struct ReplyAssembler {
-    limits: ReplyLimits,
-    code: Option<ReplyCode>,
-    texts: Vec<String>,
+/// One checked line of a reply, borrowed from the line as read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyLine<'a> {
+    /// The line's code, the same on every line of the reply.
+    pub code: ReplyCode,
+    /// `code SP text` or the bare code: the reply ends with this line.
+    pub last: bool,
+    /// The text after the code and its separator, without CRLF.
+    pub text: &'a [u8],
 }
 
-impl ReplyAssembler {
+/// Checks the lines of one reply against RFC 5321 4.2 and the limits
+/// without keeping them: nothing is allocated unless a line is refused.
+/// A load generator reads its replies with this alone; [`ReplyAssembler`]
+/// adds the texts.
+#[derive(Clone, Debug)]
+pub struct ReplyFramer {
+    limits: ReplyLimits,
+    code: Option<ReplyCode>,
+    lines: usize,
+}
+
+impl ReplyFramer {
+    /// A framer waiting for the first line of a reply.
     pub fn new(limits: ReplyLimits) -> Self {
-        ReplyAssembler {
+        ReplyFramer {
             limits,
             code: None,
-            texts: Vec::new(),
+            lines: 0,
         }
     }
 
-    /// One line, exactly as read, CRLF included.
-    pub fn push_line(&mut self, raw: &[u8]) -> Result<Option<Reply>, ReplyError> {
+    /// One line, exactly as read, CRLF included. After the last line of a
+    /// reply the framer waits for the first line of the next one.
+    pub fn push_line<'a>(&mut self, raw: &'a [u8]) -> Result<ReplyLine<'a>, ReplyError> {
         if raw.len() > self.limits.max_line {
             return Err(ReplyError::LineTooLong {
                 limit: self.limits.max_line,
@@ -98,25 +113,59 @@ impl ReplyAssembler {
             }
             Some(_) => {}
         }
-        if self.texts.len() >= self.limits.max_lines {
+        if self.lines >= self.limits.max_lines {
             return Err(ReplyError::TooManyLines {
                 limit: self.limits.max_lines,
             });
         }
-        // Servers are asked for 7-bit text (RFC 5321 4.2); anything else is
-        // kept, shown lossily, not refused.
-        self.texts.push(String::from_utf8_lossy(text).into_owned());
-        if !last {
-            return Ok(None);
+        self.lines += 1;
+        if last {
+            self.code = None;
+            self.lines = 0;
         }
-        let texts = std::mem::take(&mut self.texts);
-        self.code = None;
-        Ok(Some(build_reply(code, texts)))
+        Ok(ReplyLine { code, last, text })
     }
 
     /// True when part of a reply has been read.
     pub fn in_progress(&self) -> bool {
         self.code.is_some()
+    }
+}
+
+/// Collects the lines of one reply. Feed it each line as read (CRLF
+/// included); it answers `Some(reply)` after the last line.
+#[derive(Clone, Debug)]
+pub struct ReplyAssembler {
+    framer: ReplyFramer,
+    texts: Vec<String>,
+}
+
+impl ReplyAssembler {
+    /// An assembler waiting for the first line of a reply.
+    pub fn new(limits: ReplyLimits) -> Self {
+        ReplyAssembler {
+            framer: ReplyFramer::new(limits),
+            texts: Vec::new(),
+        }
+    }
+
+    /// One line, exactly as read, CRLF included.
+    pub fn push_line(&mut self, raw: &[u8]) -> Result<Option<Reply>, ReplyError> {
+        let line = self.framer.push_line(raw)?;
+        // Servers are asked for 7-bit text (RFC 5321 4.2); anything else is
+        // kept, shown lossily, not refused.
+        self.texts
+            .push(String::from_utf8_lossy(line.text).into_owned());
+        if !line.last {
+            return Ok(None);
+        }
+        let texts = std::mem::take(&mut self.texts);
+        Ok(Some(build_reply(line.code, texts)))
+    }
+
+    /// True when part of a reply has been read.
+    pub fn in_progress(&self) -> bool {
+        self.framer.in_progress()
     }
 }
 
@@ -326,5 +375,38 @@ mod tests {
         assert!(!a.in_progress());
         let second = a.push_line(b"354 go ahead\r\n").unwrap().unwrap();
         assert_eq!(second.code.get(), 354);
+    }
+
+    /// The code of one line (CRLF added), as the framer reads it.
+    fn line_code(line: &[u8]) -> Option<u16> {
+        let raw = [line, b"\r\n"].concat();
+        ReplyFramer::new(ReplyLimits::default())
+            .push_line(&raw)
+            .ok()
+            .map(|l| l.code.get())
+    }
+
+    #[test]
+    fn reply_codes_parse_strictly() {
+        assert_eq!(line_code(b"250 ok"), Some(250));
+        assert_eq!(line_code(b"250-PIPELINING"), Some(250));
+        assert_eq!(line_code(b"354"), Some(354));
+        assert_eq!(line_code(b"25x ok"), None);
+        assert_eq!(line_code(b"250x"), None);
+    }
+
+    #[test]
+    fn framer_keeps_no_text_and_resets_after_the_last_line() {
+        let mut f = ReplyFramer::new(ReplyLimits::default());
+        let first = f.push_line(b"250-a\r\n").unwrap();
+        assert!(!first.last);
+        assert!(f.in_progress());
+        let last = f.push_line(b"250 b\r\n").unwrap();
+        assert_eq!(
+            (last.code.get(), last.last, last.text),
+            (250, true, &b"b"[..])
+        );
+        assert!(!f.in_progress());
+        assert!(f.push_line(b"550 no\r\n").unwrap().last);
     }
 }

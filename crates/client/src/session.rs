@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pillarbox_codes::Reply;
 use pillarbox_proto::sasl::{self, ClientExchange, Mechanism};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
@@ -18,6 +18,7 @@ use tokio_rustls::TlsConnector;
 use crate::capabilities::Capabilities;
 use crate::dot_stuffing::dot_stuff;
 use crate::error::ClientError;
+use crate::line_reader::{LineReader, ReadError};
 use crate::reply_reader::{ReplyAssembler, ReplyLimits};
 use crate::tls::{self, TlsInfo, TrustAnchors};
 use crate::transcript::{Direction, Transcript, BODY_LINES_KEPT};
@@ -139,7 +140,7 @@ pub struct Client {
     stream: Stream,
     host: String,
     config: ClientConfig,
-    rbuf: Vec<u8>,
+    lines: LineReader,
     transcript: Transcript,
     replies: Vec<ReplyRecord>,
     pending: VecDeque<String>,
@@ -195,11 +196,12 @@ impl Client {
             format!("connected to {peer} from {local}"),
             None,
         );
+        let lines = LineReader::new(config.limits);
         let mut client = Client {
             stream: Stream::Plain(tcp),
             host: host.to_string(),
             config,
-            rbuf: Vec::new(),
+            lines,
             transcript,
             replies: Vec::new(),
             pending: VecDeque::new(),
@@ -285,8 +287,8 @@ impl Client {
         if reply.code.get() != 220 {
             return Ok(reply);
         }
-        if !self.rbuf.is_empty() {
-            let extra = String::from_utf8_lossy(&self.rbuf).into_owned();
+        if !self.lines.buffered().is_empty() {
+            let extra = String::from_utf8_lossy(self.lines.buffered()).into_owned();
             self.note(format!("data after 220, before the handshake: {extra:?}"));
             return Err(ClientError::DataBeforeTls);
         }
@@ -703,56 +705,35 @@ impl Client {
     /// One line, CRLF included (or whatever ends at LF: the assembler
     /// judges it), bounded by the line limit and `wait`.
     async fn read_line(&mut self, during: &str, wait: Duration) -> Result<Vec<u8>, ClientError> {
-        let max = self.config.limits.max_line;
         let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(i) = self.rbuf.iter().position(|&b| b == b'\n') {
-                if i + 1 > max {
-                    return Err(crate::reply_reader::ReplyError::LineTooLong { limit: max }.into());
+        let read = match &mut self.stream {
+            Stream::Plain(s) => self.lines.read_line(s, deadline).await,
+            Stream::Tls(s) => self.lines.read_line(s.as_mut(), deadline).await,
+            Stream::Swapping => return Err(ClientError::Tls("no connection".into())),
+        };
+        match read {
+            Ok(line) => Ok(line.to_vec()),
+            Err(ReadError::Timeout) => Err(ClientError::Timeout {
+                during: during.to_string(),
+                after: wait,
+            }),
+            Err(ReadError::Io(source)) => Err(ClientError::Io {
+                during: during.to_string(),
+                source,
+            }),
+            Err(ReadError::Reply(e)) => Err(e.into()),
+            Err(ReadError::Closed) => {
+                let tls = self.is_tls();
+                if !self.lines.buffered().is_empty() {
+                    let partial = String::from_utf8_lossy(self.lines.buffered()).into_owned();
+                    self.transcript
+                        .push(Direction::Received, tls, partial, None);
                 }
-                let rest = self.rbuf.split_off(i + 1);
-                return Ok(std::mem::replace(&mut self.rbuf, rest));
-            }
-            if self.rbuf.len() >= max {
-                return Err(crate::reply_reader::ReplyError::LineTooLong { limit: max }.into());
-            }
-            let mut buf = [0u8; 4096];
-            let read = match &mut self.stream {
-                Stream::Plain(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
-                Stream::Tls(s) => tokio::time::timeout_at(deadline, s.read(&mut buf)).await,
-                Stream::Swapping => return Err(ClientError::Tls("no connection".into())),
-            };
-            match read {
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        during: during.to_string(),
-                        after: wait,
-                    })
-                }
-                Ok(Err(source)) => {
-                    return Err(ClientError::Io {
-                        during: during.to_string(),
-                        source,
-                    })
-                }
-                Ok(Ok(0)) => {
-                    let tls = self.is_tls();
-                    if !self.rbuf.is_empty() {
-                        let partial = String::from_utf8_lossy(&self.rbuf).into_owned();
-                        self.transcript
-                            .push(Direction::Received, tls, partial, None);
-                    }
-                    self.transcript.push(
-                        Direction::Event,
-                        tls,
-                        "closed by the server".into(),
-                        None,
-                    );
-                    return Err(ClientError::Closed {
-                        during: during.to_string(),
-                    });
-                }
-                Ok(Ok(n)) => self.rbuf.extend_from_slice(&buf[..n]),
+                self.transcript
+                    .push(Direction::Event, tls, "closed by the server".into(), None);
+                Err(ClientError::Closed {
+                    during: during.to_string(),
+                })
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `pillarbox`: the one binary (DESIGN.md "Workspace").
+//! `pillarbox`: the one binary; its subcommands parse arguments and print,
+//! the work is in the library crates.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -231,29 +232,15 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 /// limit so `limits.sessions` can be reached (the default soft 1024 cannot),
 /// and say so when even the hard limit is too low.
 fn raise_open_files_limit(sessions: usize) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    // Raised whenever the hard limit allows, not only when `sessions` needs
+    // it: the store's files and the listeners take descriptors too.
+    let Ok(open_files) = pillarbox_client::rlimit::raise_open_files(u64::MAX) else {
+        return;
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim = wanted;
-            }
-        }
-    }
     let needed = sessions as u64 + 64;
-    if lim.rlim_cur < needed {
+    if open_files < needed {
         tracing::warn!(
-            open_files = lim.rlim_cur,
+            open_files,
             sessions,
             "the open-files limit is below limits.sessions; raise it (ulimit -n / LimitNOFILE=) or lower limits.sessions"
         );

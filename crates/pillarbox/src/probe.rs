@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pillarbox_client::{
-    Capabilities, Client, ClientConfig, ClientError, Direction, Envelope, Mechanism, ReplyLimits,
-    ReplyRecord, Security, TlsInfo, Transfer, TrustAnchors, Verification,
+    parse_target, Capabilities, Client, ClientConfig, ClientError, Direction, Envelope, Mechanism,
+    ReplyLimits, ReplyRecord, Security, TlsInfo, Transfer, TrustAnchors, Verification,
 };
 use pillarbox_codes::registry::Explanation;
 use pillarbox_codes::{check, Lang, Reply};
@@ -165,7 +165,7 @@ struct Plan {
 
 impl Plan {
     fn from_args(args: &ProbeArgs) -> Result<Plan, String> {
-        let (host, port) = parse_target(&args.target)?;
+        let (host, port) = parse_target(&args.target, Some(25)).map_err(|e| e.to_string())?;
         let lang = Lang::from_tag(&args.lang).ok_or_else(|| {
             format!(
                 "unknown language {:?}: use en, zh, id, pt, ja or tr",
@@ -274,32 +274,6 @@ impl Plan {
             (Security::Plain, true) => "starttls",
             (Security::Plain, false) => "plain",
         }
-    }
-}
-
-/// `host`, `host:port`, `[v6]:port`, `[v6]`, or a bare IPv6 address.
-fn parse_target(target: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{target:?} is not HOST, HOST:PORT or [IPv6]:PORT");
-    let port_of = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad);
-    if let Some(rest) = target.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match after {
-            "" => 25,
-            p => port_of(p.strip_prefix(':').ok_or_else(bad)?)?,
-        };
-        return Ok((host.to_string(), port));
-    }
-    match target.matches(':').count() {
-        0 if !target.is_empty() => Ok((target.to_string(), 25)),
-        1 => {
-            let (host, port) = target.split_once(':').ok_or_else(bad)?;
-            if host.is_empty() {
-                return Err(bad());
-            }
-            Ok((host.to_string(), port_of(port)?))
-        }
-        n if n > 1 && target.parse::<std::net::Ipv6Addr>().is_ok() => Ok((target.to_string(), 25)),
-        _ => Err(bad()),
     }
 }
 
@@ -1070,22 +1044,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_parse_with_and_without_port() {
-        assert_eq!(parse_target("mx.example"), Ok(("mx.example".into(), 25)));
-        assert_eq!(
-            parse_target("127.0.0.1:2525"),
-            Ok(("127.0.0.1".into(), 2525))
-        );
-        assert_eq!(parse_target("[::1]:587"), Ok(("::1".into(), 587)));
-        assert_eq!(parse_target("[::1]"), Ok(("::1".into(), 25)));
-        assert_eq!(parse_target("::1"), Ok(("::1".into(), 25)));
-        assert!(parse_target("host:").is_err());
-        assert!(parse_target("host:99999").is_err());
-        assert!(parse_target(":25").is_err());
-        assert!(parse_target("").is_err());
-    }
 
     #[test]
     fn test_message_has_headers_and_crlf() {

@@ -32,7 +32,7 @@ fn loop_noop(port: u16, ready: &Barrier, go: &Barrier) -> Vec<(Duration, Instant
     let mut out = Vec::new();
     let mut i = 0u32;
     while Instant::now() < until {
-        let cmd = if i % 2 == 0 {
+        let cmd = if i.is_multiple_of(2) {
             "EHLO client.test"
         } else {
             "NOOP"
