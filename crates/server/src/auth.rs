@@ -4,9 +4,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pillarbox_codes::Row;
+use pillarbox_codes::{Reply, Row};
 use pillarbox_proto::sasl::{Mechanism, Secret};
-use pillarbox_proto::{Answer, ReversePath};
+use pillarbox_proto::{PasswordAnswer, ReversePath};
 use pillarbox_store::password::{PasswordError, Scheme};
 use pillarbox_store::UserEntry;
 
@@ -43,9 +43,9 @@ fn lookup(shared: &Shared, authcid: &str) -> Option<UserEntry> {
 /// gets the same 535 as a wrong password, after as long: the password is
 /// checked against a decoy with the cost of one of the users' hashes, the
 /// same one every time for that name ([`pillarbox_store::password::Decoys`]).
-pub async fn check_password(shared: &Shared, authcid: &str, password: String) -> Answer {
+pub async fn check_password(shared: &Shared, authcid: &str, password: String) -> PasswordAnswer {
     if !shared.users.healthy() {
-        return Answer::Refuse(Row::AuthTemporary.reply());
+        return PasswordAnswer::Unavailable(Row::AuthTemporary.reply());
     }
     let stored = match lookup(shared, authcid).map(|e| e.stored_password()) {
         Some(Ok(s)) => Some(s),
@@ -79,9 +79,9 @@ pub async fn check_password(shared: &Shared, authcid: &str, password: String) ->
         }
     };
     match tokio::task::spawn_blocking(verify).await {
-        Ok(true) => Answer::Accept,
-        Ok(false) => Answer::Invalid,
-        Err(_) => Answer::Refuse(Row::AuthTemporary.reply()),
+        Ok(true) => PasswordAnswer::Valid,
+        Ok(false) => PasswordAnswer::Invalid,
+        Err(_) => PasswordAnswer::Unavailable(Row::AuthTemporary.reply()),
     }
 }
 
@@ -99,9 +99,13 @@ enum Against {
 
 /// AUTH CRAM-MD5/SCRAM-SHA-256: the secret the mechanism needs, if the
 /// stored password provides it.
-pub fn secret(shared: &Shared, authcid: &str, mechanism: Mechanism) -> Answer {
+pub fn secret(
+    shared: &Shared,
+    authcid: &str,
+    mechanism: Mechanism,
+) -> Result<Option<Secret>, Reply> {
     if !shared.users.healthy() {
-        return Answer::Refuse(Row::AuthTemporary.reply());
+        return Err(Row::AuthTemporary.reply());
     }
     let stored = lookup(shared, authcid).and_then(|e| e.stored_password().ok());
     let secret = stored.and_then(|s| match mechanism {
@@ -109,7 +113,7 @@ pub fn secret(shared: &Shared, authcid: &str, mechanism: Mechanism) -> Answer {
         Mechanism::ScramSha256 => s.scram_sha256().map(Secret::Scram),
         Mechanism::Plain | Mechanism::Login => None,
     });
-    Answer::Secret(secret)
+    Ok(secret)
 }
 
 /// May the authenticated `authcid` send as `from`? Its own address, an alias

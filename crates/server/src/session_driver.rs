@@ -17,7 +17,7 @@ use pillarbox_codes::{Reply, ReplyClass, Row};
 use pillarbox_proto::sasl::Mechanism;
 use pillarbox_proto::session::AuthPolicy;
 use pillarbox_proto::spare;
-use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
+use pillarbox_proto::{Event, ForwardPath, Input, Question, ReversePath, Session, SessionConfig};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
 use crate::auth::{self, AfterFailure};
@@ -163,7 +163,8 @@ struct Driver {
     peer: SocketAddr,
     local_ip: IpAddr,
     id: String,
-    session: Session,
+    /// The session; each accepted recipient keeps its mailbox.
+    session: Session<MailboxAddr>,
     input: Input,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -174,8 +175,6 @@ struct Driver {
     msg: Option<Box<IncomingMessage>>,
     msg_error: Option<StoreError>,
     queue_id: String,
-    /// Recipients accepted in this transaction and their mailboxes.
-    accepted: Vec<(ForwardPath, MailboxAddr)>,
     messages: u32,
     delivered: u32,
 }
@@ -224,7 +223,6 @@ impl Driver {
             msg: None,
             msg_error: None,
             queue_id: String::new(),
-            accepted: Vec::new(),
             messages: 0,
             delivered: 0,
             shared,
@@ -262,10 +260,7 @@ impl Driver {
             while let Some(ev) = self.session.handle(&mut self.input) {
                 match ev {
                     Event::Reply(r) => self.send(r),
-                    Event::Ask(q) => {
-                        let a = Box::pin(self.answer(q)).await;
-                        self.session.answer(a);
-                    }
+                    Event::Ask(q) => Box::pin(self.answer(q)).await,
                     Event::Body(bytes) => {
                         self.write_body(&bytes);
                         spare::give(bytes);
@@ -480,81 +475,90 @@ impl Driver {
         }
     }
 
-    async fn answer(&mut self, q: Question) -> Answer {
+    /// Answers the session's question.
+    async fn answer(&mut self, q: Question) {
         match q {
-            Question::Sender { from, size } => {
-                self.accepted.clear();
-                tracing::debug!(from = %from, size, "sender");
-                if let Some(user) = self.session.authenticated() {
-                    if !auth::owns(&self.shared, user, &from) {
-                        tracing::warn!(user, from = %from, "sender not owned");
-                        return Answer::Refuse(Row::SenderNotOwned.reply());
-                    }
-                }
-                match self.shared.disk.check(size) {
-                    Ok(()) => Answer::Accept,
-                    Err(r) => Answer::Refuse(r),
-                }
+            Question::Sender(q) => {
+                let a = self.sender(&q.from, q.params.size);
+                self.session.answer_sender(q, a);
             }
-            Question::Recipient { to, size } => self.recipient(to, size),
-            Question::CheckPassword { authcid, password } => {
-                auth::check_password(&self.shared, &authcid, password).await
+            Question::Recipient(q) => {
+                let a = self.recipient(&q.to, q.size);
+                self.session.answer_recipient(q, a);
             }
-            Question::Secret { authcid, mechanism } => {
-                auth::secret(&self.shared, &authcid, mechanism)
+            Question::CheckPassword(mut q) => {
+                let password = std::mem::take(&mut q.password);
+                let a = auth::check_password(&self.shared, &q.authcid, password).await;
+                self.session.answer_password(q, a);
             }
-            Question::BeginMessage => self.begin_message(),
-            Question::Deliver { size } => self.deliver(size).await,
-            Question::Status => Answer::Status(self.status_lines()),
+            Question::Secret(q) => {
+                let a = auth::secret(&self.shared, &q.authcid, q.mechanism);
+                self.session.answer_secret(q, a);
+            }
+            Question::BeginMessage(q) => {
+                let a = self.begin_message();
+                self.session.answer_begin(q, a);
+            }
+            Question::Deliver(q) => {
+                let a = self.deliver(q.size).await;
+                self.session.answer_deliver(q, a);
+            }
+            Question::Status(q) => {
+                let lines = self.status_lines();
+                self.session.answer_status(q, lines);
+            }
         }
     }
 
-    fn recipient(&mut self, to: ForwardPath, size: Option<u64>) -> Answer {
-        if let Err(r) = self.shared.disk.check(None) {
-            return Answer::Refuse(r);
+    fn sender(&self, from: &ReversePath, size: Option<u64>) -> Result<(), Reply> {
+        tracing::debug!(from = %from, size, "sender");
+        if let Some(user) = self.session.authenticated() {
+            if !auth::owns(&self.shared, user, from) {
+                tracing::warn!(user, from = %from, "sender not owned");
+                return Err(Row::SenderNotOwned.reply());
+            }
         }
+        self.shared.disk.check(size)
+    }
+
+    fn recipient(&mut self, to: &ForwardPath, size: Option<u64>) -> Result<MailboxAddr, Reply> {
+        self.shared.disk.check(None)?;
         let authenticated = self.session.authenticated().is_some();
         let sh = self.shared.clone();
         let relay = self.trusted || authenticated;
-        let mb = match recipients::resolve(&to, &sh.cfg, &sh.users, self.local_ip, relay) {
+        let mb = match recipients::resolve(to, &sh.cfg, &sh.users, self.local_ip, relay) {
             Verdict::Local(mb) => mb,
             Verdict::Refuse(r) => {
                 tracing::info!(to = %to, "recipient refused");
-                return Answer::Refuse(r);
+                return Err(r);
             }
         };
-        if let Err(r) = recipients::mailbox_state(&sh, &mb) {
-            return Answer::Refuse(r);
-        }
+        recipients::mailbox_state(&sh, &mb)?;
         // RFC 1870: with SIZE we know now whether this message would overflow.
-        if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, size.unwrap_or(1))
-        {
-            return Answer::Refuse(r);
-        }
+        storage::check_quota(&sh.store, &sh.cfg, &sh.users, &mb, size.unwrap_or(1))?;
         // Greylisting spares authenticated and trusted clients.
         if !authenticated && !self.trusted {
             let sender = match self.session.transaction().map(|t| &t.from) {
-                Some(pillarbox_proto::ReversePath::Mailbox(m)) => m.to_string(),
+                Some(ReversePath::Mailbox(m)) => m.to_string(),
                 _ => String::new(),
             };
             if let Some(r) = greylisting::check(&sh, self.peer.ip(), &sender, &mb.to_string()) {
-                return Answer::Refuse(r);
+                return Err(r);
             }
         }
-        self.accepted.push((to, mb));
-        Answer::Accept
+        Ok(mb)
     }
 
-    fn begin_message(&mut self) -> Answer {
+    fn begin_message(&mut self) -> Result<(), Reply> {
         self.messages += 1;
         self.queue_id = format!("{}.{}", self.id, self.messages);
         self.msg_error = None;
         let mut msg = match self.shared.store.begin(&self.queue_id) {
             Ok(m) => m,
-            Err(e) => return Answer::Refuse(store_reply(&e)),
+            Err(e) => return Err(store_reply(&e)),
         };
         let Some(tx) = self.session.transaction() else {
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         let greeting = self.session.client_greeting();
         let esmtp = greeting.is_some_and(|g| g.esmtp);
@@ -577,16 +581,16 @@ impl Driver {
             queue_id: &self.queue_id,
             session_id: &self.id,
             single_rcpt: match tx.rcpts.as_slice() {
-                [one] => Some(one),
+                [one] => Some(&one.to),
                 _ => None,
             },
             return_path: &tx.from,
         };
         if let Err(e) = msg.write(trace.header(SystemTime::now()).as_bytes()) {
-            return Answer::Refuse(store_reply(&e));
+            return Err(store_reply(&e));
         }
         self.msg = Some(Box::new(msg));
-        Answer::Accept
+        Ok(())
     }
 
     fn write_body(&mut self, bytes: &[u8]) {
@@ -613,9 +617,9 @@ impl Driver {
         self.msg_error = None;
     }
 
-    async fn deliver(&mut self, size: u64) -> Answer {
+    async fn deliver(&mut self, size: u64) -> Result<String, Reply> {
         let Some(mut msg) = self.msg.take().map(|m| *m) else {
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         // The bytes did not all reach the spool file: while they came in
         // (logged then), or now, as the last buffered ones are written out.
@@ -629,18 +633,16 @@ impl Driver {
         if let Some(e) = unwritten {
             msg.abort();
             self.shared.disk.invalidate();
-            return Answer::Refuse(store_reply(&e));
+            return Err(store_reply(&e));
         }
         let Some(tx) = self.session.transaction() else {
             msg.abort();
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         let mut boxes: Vec<MailboxAddr> = Vec::new();
         for rcpt in &tx.rcpts {
-            if let Some((_, mb)) = self.accepted.iter().find(|(p, _)| p == rcpt) {
-                if !boxes.contains(mb) {
-                    boxes.push(mb.clone());
-                }
+            if !boxes.contains(&rcpt.data) {
+                boxes.push(rcpt.data.clone());
             }
         }
         let from = tx.from.to_string();
@@ -653,11 +655,11 @@ impl Driver {
             // A lock set while the message was coming in still covers it.
             if let Err(r) = recipients::mailbox_state(sh, mb) {
                 msg.abort();
-                return Answer::Refuse(r);
+                return Err(r);
             }
             if let Err(r) = storage::check_quota(&sh.store, &sh.cfg, &sh.users, mb, stored) {
                 msg.abort();
-                return Answer::Refuse(r);
+                return Err(r);
             }
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
@@ -689,16 +691,16 @@ impl Driver {
                 // The recipients are written out only when the event is
                 // logged (not at `warn`), and without a string of their own.
                 tracing::info!(queue_id = %self.queue_id, from = %from, to = %Joined(&boxes), rcpts = n, size, stored = done.stored_size, "delivered");
-                Answer::Delivered(self.queue_id.clone())
+                Ok(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {
                 self.shared.disk.invalidate();
                 tracing::warn!(queue_id = %self.queue_id, error = %e, "delivery failed");
-                Answer::Refuse(store_reply(&e))
+                Err(store_reply(&e))
             }
             Ok(Err(e)) => {
                 tracing::error!(queue_id = %self.queue_id, error = %e, "delivery was dropped before it finished");
-                Answer::Refuse(Row::LocalError.reply())
+                Err(Row::LocalError.reply())
             }
             Err(_) => {
                 tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
@@ -718,7 +720,7 @@ impl Driver {
                         Err(_) => {}
                     }
                 });
-                Answer::Refuse(Row::LocalError.reply())
+                Err(Row::LocalError.reply())
             }
         }
     }
