@@ -16,6 +16,10 @@
 //! - `X: auth <authcid> ok|failed` — an AUTH exchange ended;
 //! - `#` comments and blank lines.
 //!
+//! The transcript starts with the server's greeting: the `S:` lines a dialog
+//! gives before its first client line, or else [`GREETING`] (the greeting for
+//! the runner's host name; a dialog that sets `@hostname` states its own).
+//!
 //! Consecutive client lines are sent in one batch (as a pipelining client
 //! would); the session runs until it needs more input, and everything it did
 //! is compared with the expected lines that follow.
@@ -145,6 +149,10 @@ fn recipient(to: &ForwardPath) -> Result<(), Reply> {
     }
 }
 
+/// The greeting a dialog expects unless it states one: RFC 5321 4.3.1 220
+/// with the runner's host name, and no enhanced code (RFC 2034 3).
+const GREETING: &str = "S: 220 mx.example.test ESMTP Pillarbox";
+
 fn run_dialog(path: &Path) {
     let text = std::fs::read_to_string(path).expect("read dialog");
     run_dialog_text(&path.display().to_string(), &text);
@@ -192,6 +200,9 @@ fn run_dialog_text(name: &str, text: &str) {
     let mut actual = vec![format!("S: {}", session.greeting().to_wire().trim_end())];
     let mut expected = Vec::new();
     let mut pending_client = false;
+    // Until the first client line or driver action, expected lines are the greeting.
+    let mut client_seen = false;
+    let mut greeting_stated = false;
 
     let mut run = |session: &mut Session,
                    input: &mut Input,
@@ -234,6 +245,7 @@ fn run_dialog_text(name: &str, text: &str) {
             continue;
         }
         if let Some(what) = line.strip_prefix("! ") {
+            client_seen = true;
             if pending_client {
                 run(&mut session, &mut input, &mut actual, &mut message);
                 pending_client = false;
@@ -258,13 +270,18 @@ fn run_dialog_text(name: &str, text: &str) {
             input.extend(c.as_bytes());
             input.extend(b"\r\n");
             pending_client = true;
+            client_seen = true;
         } else if let Some(c) = line.strip_prefix("C~ ") {
             input.extend(&unescape(c));
             pending_client = true;
+            client_seen = true;
         } else {
             if pending_client {
                 run(&mut session, &mut input, &mut actual, &mut message);
                 pending_client = false;
+            }
+            if !client_seen && expected.is_empty() {
+                greeting_stated = true;
             }
             expected.push(line.to_string());
         }
@@ -272,9 +289,9 @@ fn run_dialog_text(name: &str, text: &str) {
     if pending_client {
         run(&mut session, &mut input, &mut actual, &mut message);
     }
-    let expected = std::iter::once(actual[0].clone())
-        .chain(expected)
-        .collect::<Vec<_>>();
+    if !greeting_stated {
+        expected.insert(0, GREETING.to_string());
+    }
     if actual != expected {
         let mut diff = String::new();
         for i in 0..actual.len().max(expected.len()) {
@@ -319,4 +336,14 @@ fn golden_dialogs() {
         paths.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn a_wrong_greeting_fails_its_dialog() {
+    let stated = "S: 220 mx.example.test ESMTP Postfix\nC: QUIT\nS: 221 2.0.0 bye\nX: closed\n";
+    let implied = "@hostname other.test\nC: QUIT\nS: 221 2.0.0 bye\nX: closed\n";
+    for text in [stated, implied] {
+        let r = std::panic::catch_unwind(|| run_dialog_text("wrong greeting", text));
+        assert!(r.is_err(), "a dialog passed with a wrong greeting:\n{text}");
+    }
 }
