@@ -96,7 +96,12 @@ pub enum Event {
     /// An AUTH exchange ended: `authcid` as the client gave it (when it got
     /// that far) and whether it succeeded. For logs and failure counting;
     /// never carries a password.
-    AuthAttempt { authcid: Option<String>, ok: bool },
+    AuthAttempt {
+        /// The authentication identity, if the exchange got that far.
+        authcid: Option<String>,
+        /// The credentials were right.
+        ok: bool,
+    },
 }
 
 /// A question for policy or storage. Each kind is answered with its own
@@ -1349,5 +1354,83 @@ mod tests {
         s.release();
         assert!(matches!(s.handle(&mut input), Some(Event::Close)));
         assert!(s.handle(&mut input).is_none());
+    }
+
+    /// Runs `s` on `lines` until it waits, answering recipients with
+    /// `rcpt(to)`, everything else yes; returns the reply lines.
+    fn drive(
+        s: &mut Session<u32>,
+        lines: &[u8],
+        rcpt: impl Fn(&ForwardPath) -> Result<u32, Reply>,
+    ) -> Vec<String> {
+        let mut input = Input::new();
+        input.extend(lines);
+        let mut replies = Vec::new();
+        while let Some(ev) = s.handle(&mut input) {
+            match ev {
+                Event::Reply(r) => replies.push(r.to_wire()),
+                Event::Ask(Question::Sender(q)) => s.answer_sender(q, Ok(())),
+                Event::Ask(Question::Recipient(q)) => {
+                    let a = rcpt(&q.to);
+                    s.answer_recipient(q, a);
+                }
+                Event::Ask(other) => panic!("unexpected {other:?}"),
+                _ => {}
+            }
+        }
+        replies
+    }
+
+    #[test]
+    fn accepted_recipients_keep_their_data_in_order() {
+        let mut s: Session<u32> = Session::new(SessionConfig::default());
+        let replies = drive(
+            &mut s,
+            b"EHLO c.test\r\nMAIL FROM:<a@b.test> SIZE=10\r\n\
+              RCPT TO:<one@b.test>\r\nRCPT TO:<no@b.test>\r\nRCPT TO:<Postmaster>\r\n",
+            |to| match to {
+                ForwardPath::Postmaster => Ok(3),
+                ForwardPath::Mailbox(m) if m.local == "one" => Ok(1),
+                ForwardPath::Mailbox(_) => Err(Row::NoSuchUser.reply()),
+            },
+        );
+        assert_eq!(replies.len(), 5, "{replies:?}");
+        let tx = s.transaction().expect("a transaction");
+        assert_eq!(tx.params.size, Some(10));
+        let got: Vec<(String, u32)> = tx
+            .rcpts
+            .iter()
+            .map(|r| (r.to.to_string(), r.data))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("<one@b.test>".to_string(), 1),
+                ("<Postmaster>".to_string(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn mail_argument_errors_wait_for_order_checks() {
+        // RFC 5321 4.1.4: out of sequence is said before what is wrong with the arguments.
+        let mut s: Session<u32> = Session::new(SessionConfig::default());
+        let replies = drive(&mut s, b"MAIL FROM:<bad\r\nRCPT TO:<bad\r\n", |_| Ok(0));
+        assert!(replies.iter().all(|r| r.starts_with("503 ")), "{replies:?}");
+        assert_eq!(s.last_command(), "RCPT");
+    }
+
+    #[test]
+    fn password_question_debug_hides_the_password() {
+        let q = PasswordQuestion {
+            authcid: "alice".into(),
+            password: "hunter2".into(),
+            _ticket: Ticket,
+        };
+        let shown = format!("{q:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -171,7 +171,7 @@ struct Driver {
     /// The client is in a trusted network.
     trusted: bool,
     /// The message being received, and the first storage error it met.
-    /// Boxed: allocated only while a message comes in (idle sessions, issue 6).
+    /// Boxed: allocated only while a message comes in, so idle connections stay small.
     msg: Option<Box<IncomingMessage>>,
     msg_error: Option<StoreError>,
     queue_id: String,
@@ -239,7 +239,7 @@ impl Driver {
     /// The session loop; returns why it ended.
     async fn drive(&mut self, implicit_tls: bool) -> &'static str {
         // Limits are read where used, not copied: what the loop holds across
-        // its waits is in every idle session's task (issue 6).
+        // its waits is in every idle session's task, and idle connections stay small.
         if implicit_tls {
             // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
             if let Err(reason) =
@@ -397,7 +397,7 @@ impl Driver {
     }
 
     /// [`Self::close_with`] on the heap: the session loop's future stays small
-    /// for the time it spends idle (issue 6: no per-connection weight while idle).
+    /// for the time it spends idle: an idle connection carries no extra weight.
     async fn close_with_boxed(&mut self, reply: Reply, reason: &'static str) -> &'static str {
         Box::pin(self.close_with(reply, reason)).await
     }
@@ -772,7 +772,8 @@ fn landed(sh: &Shared, boxes: &[MailboxAddr], stored: u64) {
     sh.disk.consumed(stored);
 }
 
-/// Local storage trouble is temporary (DESIGN.md: 4xx, never 5xx).
+/// Local storage trouble is temporary: 4xx, never 5xx, so the client retries
+/// (RFC 5321 4.2.1: 4yz is transient).
 fn store_reply(e: &StoreError) -> Reply {
     if e.is_no_space() {
         Row::InsufficientStorage.reply()
