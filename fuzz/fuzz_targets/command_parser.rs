@@ -1,11 +1,18 @@
 #![no_main]
-//! Any command line: the parser returns a command or an error, never panics.
+//! Any command line, in any session state: the parser returns a command or an
+//! error, never panics.
 use libfuzzer_sys::fuzz_target;
+use pillarbox_proto::command::{parse, Context};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(pillarbox_proto::command::Command::Mail(args) | pillarbox_proto::command::Command::Rcpt(args)) =
-        pillarbox_proto::command::parse(data)
-    {
-        let _ = pillarbox_proto::command::parse_params(&args, true);
-    }
+    // The first byte picks what the session has offered (EHLO, AUTH, SMTPUTF8).
+    let Some((&flags, line)) = data.split_first() else {
+        return;
+    };
+    let cx = Context {
+        esmtp: flags & 1 != 0,
+        auth: flags & 2 != 0,
+        smtputf8: flags & 4 != 0,
+    };
+    let _ = parse(line, cx);
 });

@@ -5,9 +5,12 @@ use std::collections::VecDeque;
 
 use pillarbox_codes::{Reply, Row};
 
-use crate::address::{self, AddressError, ForwardPath, ReversePath};
-use crate::command::{self, Command, CommandError};
+use crate::address::{ForwardPath, ReversePath};
+use crate::command::{
+    self, Command, CommandError, MailCommand, MailParams, RcptCommand, RcptParams,
+};
 use crate::dot_decoder::{DotDecoder, LineEndingCheck};
+use crate::extension::Extension;
 use crate::input::Input;
 use crate::sasl::{self, Mechanism, Secret, ServerExchange, ServerStep};
 
@@ -78,7 +81,8 @@ impl Default for SessionConfig {
 pub enum Event {
     /// Send this reply (buffer it; flush before reading more input).
     Reply(Reply),
-    /// Answer this with [`Session::answer`]; the session waits until then.
+    /// Answer this with the `answer_*` method of its kind (see [`Question`]);
+    /// the session waits until then.
     Ask(Question),
     /// Message content, dot-unstuffed, in wire form (CRLF line ends).
     Body(Vec<u8>),
@@ -92,68 +96,150 @@ pub enum Event {
     /// An AUTH exchange ended: `authcid` as the client gave it (when it got
     /// that far) and whether it succeeded. For logs and failure counting;
     /// never carries a password.
-    AuthAttempt { authcid: Option<String>, ok: bool },
+    AuthAttempt {
+        /// The authentication identity, if the exchange got that far.
+        authcid: Option<String>,
+        /// The credentials were right.
+        ok: bool,
+    },
 }
 
-/// A question for policy or storage.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A question for policy or storage. Each kind is answered with its own
+/// method of [`Session`], which takes the question back by value: an answer
+/// fits its question by type, and is given once.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Question {
     /// MAIL: may this sender start a transaction (disk reserve, rate ...)?
-    /// `Answer::Accept` or `Answer::Refuse`.
-    Sender {
-        from: ReversePath,
-        size: Option<u64>,
-    },
-    /// RCPT: is this a recipient we take? `Accept` or `Refuse`.
-    Recipient { to: ForwardPath, size: Option<u64> },
+    /// [`Session::answer_sender`].
+    Sender(SenderQuestion),
+    /// RCPT: is this a recipient we take, and what is it to the driver?
+    /// [`Session::answer_recipient`].
+    Recipient(RecipientQuestion),
     /// DATA or the first BDAT: open storage for the message of
-    /// [`Session::transaction`]. `Accept` or `Refuse`.
-    BeginMessage,
-    /// The message is complete and valid: make it durable for every recipient.
-    /// `Delivered(queue id)` or `Refuse`.
-    Deliver { size: u64 },
-    /// `HELP STATUS` from an allowed client: `Status(lines)`.
-    Status,
-    /// AUTH PLAIN/LOGIN: is this the user's password? `Accept`, `Invalid`
-    /// for a wrong one (or an unknown user), or `Refuse(454 4.7.0)` when the
-    /// directory cannot be read.
-    CheckPassword { authcid: String, password: String },
-    /// AUTH CRAM-MD5/SCRAM-SHA-256: the user's secret for `mechanism`:
-    /// `Secret(Some(..))`, `Secret(None)` (unknown user, or no such secret),
-    /// or `Refuse(454 4.7.0)`.
-    Secret {
-        authcid: String,
-        mechanism: Mechanism,
-    },
+    /// [`Session::transaction`]. [`Session::answer_begin`].
+    BeginMessage(BeginQuestion),
+    /// The message is complete and valid: make it durable for every
+    /// recipient. [`Session::answer_deliver`].
+    Deliver(DeliverQuestion),
+    /// `HELP STATUS` from an allowed client. [`Session::answer_status`].
+    Status(StatusQuestion),
+    /// AUTH PLAIN/LOGIN: is this the user's password?
+    /// [`Session::answer_password`].
+    CheckPassword(PasswordQuestion),
+    /// AUTH CRAM-MD5/SCRAM-SHA-256: the user's secret for the mechanism.
+    /// [`Session::answer_secret`].
+    Secret(SecretQuestion),
 }
 
-/// The driver's answer to a [`Question`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    Accept,
-    Refuse(Reply),
-    /// CheckPassword: the credentials are wrong (the exchange answers 535).
-    Invalid,
-    Delivered(String),
-    Status(Vec<String>),
-    Secret(Option<Secret>),
+/// Makes a question impossible to build outside this crate, so every
+/// answer is to a question the session asked.
+#[derive(Debug, PartialEq, Eq)]
+struct Ticket;
+
+/// MAIL: the sender and its parameters, checked by the parser already.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SenderQuestion {
+    /// The reverse path.
+    pub from: ReversePath,
+    /// The MAIL parameters.
+    pub params: MailParams,
+    _ticket: Ticket,
 }
 
-/// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MailParams {
+/// RCPT: a recipient the syntax and the limits let through.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecipientQuestion {
+    /// The forward path.
+    pub to: ForwardPath,
+    /// The RCPT parameters.
+    pub params: RcptParams,
+    /// The size declared at MAIL (RFC 1870), for a quota check now.
     pub size: Option<u64>,
-    pub body_8bit: bool,
-    pub smtputf8: bool,
+    _ticket: Ticket,
+}
+
+/// DATA or the first BDAT: storage for the message is to be opened.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BeginQuestion {
+    _ticket: Ticket,
+}
+
+/// The message is complete: make it durable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DeliverQuestion {
+    /// Octets of the message as received (dot-unstuffed, CRLF line ends).
+    pub size: u64,
+    _ticket: Ticket,
+}
+
+/// `HELP STATUS`: the lines to show.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StatusQuestion {
+    _ticket: Ticket,
+}
+
+/// AUTH PLAIN/LOGIN: the credentials to check. Its `Debug` hides the password.
+#[derive(PartialEq, Eq)]
+pub struct PasswordQuestion {
+    /// The authentication identity as the client gave it.
+    pub authcid: String,
+    /// The password as the client gave it.
+    pub password: String,
+    _ticket: Ticket,
+}
+
+impl std::fmt::Debug for PasswordQuestion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Questions end up in logs; a password must not.
+        f.debug_struct("PasswordQuestion")
+            .field("authcid", &self.authcid)
+            .field("password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// AUTH CRAM-MD5/SCRAM-SHA-256: the user whose secret is needed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SecretQuestion {
+    /// The authentication identity as the client gave it.
+    pub authcid: String,
+    /// The mechanism the secret is for.
+    pub mechanism: Mechanism,
+    _ticket: Ticket,
+}
+
+/// The answer to a [`PasswordQuestion`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordAnswer {
+    /// The password is the user's.
+    Valid,
+    /// Wrong password, or no such user: the exchange answers 535.
+    Invalid,
+    /// The directory cannot be read (`454 4.7.0`): the exchange ends, not
+    /// counted as a failure.
+    Unavailable(Reply),
+}
+
+/// An accepted recipient, with what the driver made of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient<R> {
+    /// The forward path as given.
+    pub to: ForwardPath,
+    /// The RCPT parameters.
+    pub params: RcptParams,
+    /// The driver's data, given with [`Session::answer_recipient`].
+    pub data: R,
 }
 
 /// The mail transaction in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transaction {
+pub struct Transaction<R> {
+    /// The reverse path of MAIL.
     pub from: ReversePath,
+    /// The MAIL parameters.
     pub params: MailParams,
     /// Accepted recipients, in order.
-    pub rcpts: Vec<ForwardPath>,
+    pub rcpts: Vec<Recipient<R>>,
     /// RCPT commands tried, accepted or not.
     rcpt_attempts: usize,
     /// BDAT has begun the message (so DATA is out of order).
@@ -165,13 +251,15 @@ pub struct Transaction {
 /// The client's greeting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Greeting {
+    /// The domain or address literal it gave.
     pub name: String,
     /// EHLO (extensions allowed) rather than HELO.
     pub esmtp: bool,
 }
 
+/// What the input is read as.
 #[derive(Debug)]
-enum Body {
+enum Reading {
     /// Reading commands.
     None,
     Data(DotDecoder),
@@ -189,10 +277,11 @@ enum Body {
     },
 }
 
-#[derive(Clone, Debug)]
+/// The question the session waits on.
+#[derive(Clone, Copy, Debug)]
 enum Pending {
-    Sender(ReversePath, MailParams),
-    Recipient(ForwardPath),
+    Sender,
+    Recipient,
     BeginData,
     BeginBdat { size: u64, last: bool },
     Deliver,
@@ -202,15 +291,17 @@ enum Pending {
     Secret,
 }
 
-/// One SMTP server session, from greeting to close.
+/// One SMTP server session, from greeting to close. `R` is what the driver
+/// keeps for each accepted recipient (its answer to
+/// [`Question::Recipient`]), held in the [`Transaction`].
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<R = ()> {
     cfg: SessionConfig,
     greeting: Option<Greeting>,
-    /// Boxed, like `sasl`: allocated only while in use, so an idle session's
-    /// task stays small (issue 6: idle connections).
-    tx: Option<Box<Transaction>>,
-    body: Body,
+    /// Boxed, like `sasl`: allocated only while in use, so an idle
+    /// connection's task stays small.
+    tx: Option<Box<Transaction<R>>>,
+    body: Reading,
     /// Size and bare CR/LF state of a BDAT message across chunks.
     bdat_size: u64,
     bdat_check: LineEndingCheck,
@@ -231,13 +322,14 @@ pub struct Session {
     auth_attempts: u32,
 }
 
-impl Session {
+impl<R> Session<R> {
+    /// A session for one connection; send [`Session::greeting`] first.
     pub fn new(cfg: SessionConfig) -> Self {
         Self {
             cfg,
             greeting: None,
             tx: None,
-            body: Body::None,
+            body: Reading::None,
             bdat_size: 0,
             bdat_check: LineEndingCheck::default(),
             events: VecDeque::new(),
@@ -259,8 +351,8 @@ impl Session {
         self.authenticated.as_deref()
     }
 
-    /// Caps the SIZE advertised in EHLO to what storage can take now (issue:
-    /// the EHLO SIZE never promises more than can be stored). The configured
+    /// Caps the SIZE advertised in EHLO to what storage can take now, so the
+    /// EHLO SIZE never promises more than can be stored (RFC 1870 4). The configured
     /// maximum still decides 552; storage decides 452 through the answers.
     pub fn set_storage_room(&mut self, room: Option<u64>) {
         self.storage_room = room;
@@ -277,6 +369,7 @@ impl Session {
         Row::Greeting.reply_with(&self.cfg.hostname)
     }
 
+    /// The configuration the session was made with (TLS as it is now).
     pub fn config(&self) -> &SessionConfig {
         &self.cfg
     }
@@ -287,7 +380,7 @@ impl Session {
     }
 
     /// The transaction in progress, if any.
-    pub fn transaction(&self) -> Option<&Transaction> {
+    pub fn transaction(&self) -> Option<&Transaction<R>> {
         self.tx.as_deref()
     }
 
@@ -309,12 +402,12 @@ impl Session {
     /// Waiting for a BDAT chunk's or DATA's bytes (the driver uses the data
     /// timeout rather than the command timeout).
     pub fn reading_body(&self) -> bool {
-        !matches!(self.body, Body::None)
+        !matches!(self.body, Reading::None)
     }
 
     /// Frees the event queue's memory when it is empty, as
     /// [`Input::release`] does for the input: the driver calls both before it
-    /// waits for the client, so an idle session keeps no queue (issue 6).
+    /// waits for the client, so an idle connection keeps no queue.
     pub fn release(&mut self) {
         if self.events.is_empty() {
             self.events = VecDeque::new();
@@ -332,10 +425,10 @@ impl Session {
                 return None;
             }
             let progressed = match self.body {
-                Body::None => self.read_command(input),
-                Body::Data(_) => self.read_data(input),
-                Body::Bdat { .. } => self.read_bdat(input),
-                Body::Discard { .. } => self.read_discard(input),
+                Reading::None => self.read_command(input),
+                Reading::Data(_) => self.read_data(input),
+                Reading::Bdat { .. } => self.read_bdat(input),
+                Reading::Discard { .. } => self.read_discard(input),
             };
             if !progressed {
                 return None;
@@ -343,16 +436,19 @@ impl Session {
         }
     }
 
-    /// Gives the answer to the last [`Event::Ask`].
-    pub fn answer(&mut self, answer: Answer) {
-        let Some(pending) = self.pending.take() else {
+    /// Answers [`Question::Sender`]: `Ok` starts the transaction (250).
+    pub fn answer_sender(&mut self, q: SenderQuestion, a: Result<(), Reply>) {
+        if self
+            .take_pending(|p| matches!(p, Pending::Sender))
+            .is_none()
+        {
             return;
-        };
-        match (pending, answer) {
-            (Pending::Sender(from, params), Answer::Accept) => {
+        }
+        match a {
+            Ok(()) => {
                 self.tx = Some(Box::new(Transaction {
-                    from,
-                    params,
+                    from: q.from,
+                    params: q.params,
                     rcpts: Vec::new(),
                     rcpt_attempts: 0,
                     bdat: false,
@@ -360,77 +456,166 @@ impl Session {
                 }));
                 self.reply(Row::SenderOk.reply());
             }
-            (Pending::Recipient(to), Answer::Accept) => {
+            Err(reply) => self.reply(reply),
+        }
+    }
+
+    /// Answers [`Question::Recipient`]: `Ok(data)` accepts the recipient
+    /// (250) and keeps `data` with it in the transaction.
+    pub fn answer_recipient(&mut self, q: RecipientQuestion, a: Result<R, Reply>) {
+        if self
+            .take_pending(|p| matches!(p, Pending::Recipient))
+            .is_none()
+        {
+            return;
+        }
+        match a {
+            Ok(data) => {
                 if let Some(tx) = self.tx.as_mut() {
-                    tx.rcpts.push(to);
+                    tx.rcpts.push(Recipient {
+                        to: q.to,
+                        params: q.params,
+                        data,
+                    });
                 }
                 self.reply(Row::RecipientOk.reply());
             }
-            (Pending::BeginData, Answer::Accept) => {
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.begun = true;
-                }
-                self.body = Body::Data(DotDecoder::new(self.cfg.max_message_size));
-                self.reply(Row::StartData.reply());
-            }
-            (Pending::BeginBdat { size, last }, Answer::Accept) => {
+            Err(reply) => self.reply(reply),
+        }
+    }
+
+    /// Answers [`Question::BeginMessage`]: `Ok` once storage is open for
+    /// the message; a refusal ends the transaction.
+    pub fn answer_begin(&mut self, q: BeginQuestion, a: Result<(), Reply>) {
+        let _ = q;
+        let Some(pending) =
+            self.take_pending(|p| matches!(p, Pending::BeginData | Pending::BeginBdat { .. }))
+        else {
+            return;
+        };
+        match (pending, a) {
+            (Pending::BeginBdat { size, last }, Ok(())) => {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.begun = true;
                     tx.bdat = true;
                 }
                 self.bdat_size = 0;
                 self.bdat_check = LineEndingCheck::default();
-                self.body = Body::Bdat {
+                self.body = Reading::Bdat {
                     remaining: size,
                     last,
                     chunk: size,
                 };
             }
-            (Pending::BeginBdat { size, .. }, Answer::Refuse(reply)) => {
+            (Pending::BeginBdat { size, .. }, Err(reply)) => {
                 // RFC 3030 2: the chunk is read whatever the reply.
                 self.tx = None;
-                self.body = Body::Discard {
+                self.body = Reading::Discard {
                     remaining: size,
                     then: reply,
                     protocol_error: false,
                 };
             }
-            (Pending::Deliver, Answer::Delivered(id)) => {
-                self.tx = None;
-                self.reply(Row::Queued.reply_with(&id));
+            (_, Ok(())) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.begun = true;
+                }
+                self.body = Reading::Data(DotDecoder::new(self.cfg.max_message_size));
+                self.reply(Row::StartData.reply());
             }
-            (Pending::Status, Answer::Status(lines)) => {
-                self.reply(Row::Status.reply_lines(lines));
-            }
-            (Pending::BeginData | Pending::Deliver, Answer::Refuse(reply)) => {
+            (_, Err(reply)) => {
                 // RFC 5321 4.1.1.4: whatever the reply, the transaction is over.
                 self.tx = None;
                 self.reply(reply);
             }
-            (Pending::TlsHandshake, _) => {}
-            (Pending::Password, Answer::Accept) => self.sasl_continue(|x| x.password_checked(true)),
-            (Pending::Password, Answer::Invalid) => {
-                self.sasl_continue(|x| x.password_checked(false))
-            }
-            (Pending::Secret, Answer::Secret(secret)) => {
-                self.sasl_continue(move |x| x.secret(secret))
-            }
-            (Pending::Password | Pending::Secret, Answer::Refuse(reply)) => {
-                // The directory could not answer (454): the exchange ends, uncounted.
-                self.sasl = None;
-                self.sasl_authcid = None;
-                self.reply(reply);
-            }
-            (_, Answer::Refuse(reply)) => {
-                self.sasl = None;
-                self.reply(reply)
-            }
-            (_, _) => {
-                // An answer that does not fit the question: fail safe.
-                self.sasl = None;
-                self.reply(Row::LocalError.reply())
-            }
         }
+    }
+
+    /// Answers [`Question::Deliver`]: `Ok(queue id)` once the message is
+    /// durable (250); either way the transaction is over.
+    pub fn answer_deliver(&mut self, q: DeliverQuestion, a: Result<String, Reply>) {
+        let _ = q;
+        if self
+            .take_pending(|p| matches!(p, Pending::Deliver))
+            .is_none()
+        {
+            return;
+        }
+        // RFC 5321 4.1.1.4: whatever the reply, the transaction is over.
+        self.tx = None;
+        match a {
+            Ok(id) => self.reply(Row::Queued.reply_with(&id)),
+            Err(reply) => self.reply(reply),
+        }
+    }
+
+    /// Answers [`Question::Status`] with the lines to show (214).
+    pub fn answer_status(&mut self, q: StatusQuestion, lines: Vec<String>) {
+        let _ = q;
+        if self
+            .take_pending(|p| matches!(p, Pending::Status))
+            .is_some()
+        {
+            self.reply(Row::Status.reply_lines(lines));
+        }
+    }
+
+    /// Answers [`Question::CheckPassword`].
+    pub fn answer_password(&mut self, q: PasswordQuestion, a: PasswordAnswer) {
+        drop(q);
+        if self
+            .take_pending(|p| matches!(p, Pending::Password))
+            .is_none()
+        {
+            return;
+        }
+        match a {
+            PasswordAnswer::Valid => self.sasl_continue(|x| x.password_checked(true)),
+            PasswordAnswer::Invalid => self.sasl_continue(|x| x.password_checked(false)),
+            PasswordAnswer::Unavailable(reply) => self.sasl_unavailable(reply),
+        }
+    }
+
+    /// Answers [`Question::Secret`]: `Ok(None)` for an unknown user or one
+    /// without such a secret (the exchange goes on with a decoy), `Err` when
+    /// the directory cannot be read (454).
+    pub fn answer_secret(&mut self, q: SecretQuestion, a: Result<Option<Secret>, Reply>) {
+        let _ = q;
+        if self
+            .take_pending(|p| matches!(p, Pending::Secret))
+            .is_none()
+        {
+            return;
+        }
+        match a {
+            Ok(secret) => self.sasl_continue(move |x| x.secret(secret)),
+            Err(reply) => self.sasl_unavailable(reply),
+        }
+    }
+
+    /// The pending question, if `fits` says the answer is to it. An answer
+    /// to no question is ignored; one that does not fit can only be to a
+    /// question of another session: the session fails safe (451), except
+    /// during the TLS handshake, which it keeps waiting for.
+    fn take_pending(&mut self, fits: impl Fn(&Pending) -> bool) -> Option<Pending> {
+        let pending = self.pending.take()?;
+        if fits(&pending) {
+            return Some(pending);
+        }
+        if matches!(pending, Pending::TlsHandshake) {
+            self.pending = Some(pending);
+        } else {
+            self.sasl = None;
+            self.reply(Row::LocalError.reply());
+        }
+        None
+    }
+
+    /// The directory could not answer (454): the exchange ends, uncounted.
+    fn sasl_unavailable(&mut self, reply: Reply) {
+        self.sasl = None;
+        self.sasl_authcid = None;
+        self.reply(reply);
     }
 
     /// The TLS handshake after STARTTLS succeeded: RFC 3207 4.2, the session
@@ -442,7 +627,7 @@ impl Session {
         self.authenticated = None;
         self.sasl = None;
         self.tx = None;
-        self.body = Body::None;
+        self.body = Reading::None;
         self.discarding_line = false;
     }
 
@@ -535,14 +720,21 @@ impl Session {
         } else {
             lf
         };
-        let parsed = command::parse(&data[..line_end]);
+        let cx = command::Context {
+            esmtp: self.esmtp(),
+            auth: self.auth_offered(),
+            smtputf8: self.tx.as_ref().is_some_and(|t| t.params.smtputf8),
+        };
+        let parsed = command::parse(&data[..line_end], cx);
         input.consume(lf + 1);
         self.last_command = match &parsed {
             Ok(c) => c.verb(),
-            Err(_) => "?",
+            Err(e) => e.verb(),
         };
         match parsed {
             Ok(cmd) => self.command(cmd, input),
+            Err(CommandError::Mail(reply)) => self.mail(Err(reply)),
+            Err(CommandError::Rcpt(reply)) => self.rcpt(Err(reply)),
             Err(CommandError::Unknown) => self.error(Row::UnknownCommand.reply()),
             Err(CommandError::Syntax(usage)) => self.error(Row::Syntax.reply_with(usage)),
             Err(CommandError::Greeting(verb)) => self.error(Row::EhloSyntax.reply_with(verb)),
@@ -580,8 +772,8 @@ impl Session {
                 self.greeting = Some(Greeting { name, esmtp: false });
                 self.reply(Row::Helo.reply_with(&self.cfg.hostname.clone()));
             }
-            Command::Mail(args) => self.mail(&args),
-            Command::Rcpt(args) => self.rcpt(&args),
+            Command::Mail(mail) => self.mail(Ok(mail)),
+            Command::Rcpt(rcpt) => self.rcpt(Ok(rcpt)),
             Command::Data => self.data(),
             Command::Bdat { size, last } => self.bdat(size, last),
             Command::Rset => {
@@ -607,27 +799,52 @@ impl Session {
     }
 
     fn ehlo_lines(&self) -> Vec<String> {
-        let mut lines = vec![
-            self.cfg.hostname.clone(),
-            "PIPELINING".to_string(),
-            format!(
-                "SIZE {}",
+        let mut lines = Vec::with_capacity(1 + Extension::ALL.len());
+        lines.push(self.cfg.hostname.clone());
+        lines.extend(
+            Extension::ALL
+                .into_iter()
+                .filter(|&e| self.offers(e))
+                .map(|e| self.ehlo_line(e)),
+        );
+        lines
+    }
+
+    /// The extension is offered now (RFC 3207 4.2: no STARTTLS under TLS).
+    fn offers(&self, ext: Extension) -> bool {
+        match ext {
+            Extension::StartTls => self.cfg.starttls && !self.cfg.tls,
+            Extension::Auth => self.auth_offered(),
+            Extension::Pipelining
+            | Extension::Size
+            | Extension::EightBitMime
+            | Extension::SmtpUtf8
+            | Extension::EnhancedStatusCodes
+            | Extension::Chunking => true,
+        }
+    }
+
+    /// The extension's EHLO line: its keyword and, for some, parameters.
+    fn ehlo_line(&self, ext: Extension) -> String {
+        match ext {
+            // RFC 1870 4: the limit in octets.
+            Extension::Size => format!(
+                "{} {}",
+                ext.keyword(),
                 self.storage_room.map_or(self.cfg.max_message_size, |r| r
                     .min(self.cfg.max_message_size))
             ),
-            "8BITMIME".to_string(),
-            "SMTPUTF8".to_string(),
-            "ENHANCEDSTATUSCODES".to_string(),
-            "CHUNKING".to_string(),
-        ];
-        if self.cfg.starttls && !self.cfg.tls {
-            lines.push("STARTTLS".to_string());
+            // RFC 4954 3: the mechanisms, space-separated.
+            Extension::Auth => {
+                let mut line = ext.keyword().to_string();
+                for m in &self.cfg.auth.mechanisms {
+                    line.push(' ');
+                    line.push_str(m.name());
+                }
+                line
+            }
+            _ => ext.keyword().to_string(),
         }
-        if self.auth_offered() {
-            let names: Vec<&str> = self.cfg.auth.mechanisms.iter().map(|m| m.name()).collect();
-            lines.push(format!("AUTH {}", names.join(" ")));
-        }
-        lines
     }
 
     /// AUTH is advertised now: configured, and TLS is on where required.
@@ -639,7 +856,9 @@ impl Session {
         self.greeting.as_ref().is_some_and(|g| g.esmtp)
     }
 
-    fn mail(&mut self, args: &str) {
+    /// MAIL, parsed or refused by the parser: order and policy come first
+    /// (RFC 5321 4.1.4), then the parser's refusal.
+    fn mail(&mut self, parsed: Result<MailCommand, Reply>) {
         if self.greeting.is_none() {
             return self.bad_sequence("send EHLO or HELO first");
         }
@@ -655,90 +874,36 @@ impl Session {
             };
             return self.error(row.reply());
         }
-        let Ok((inner, rest)) = address::split_path(args) else {
-            return self.error(Row::BadSenderSyntax.reply());
-        };
-        let params = match self.mail_params(rest) {
-            Ok(p) => p,
+        let MailCommand { from, params } = match parsed {
+            Ok(m) => m,
             Err(reply) => return self.error(reply),
-        };
-        let from = match address::parse_reverse_path(inner, params.smtputf8) {
-            Ok(p) => p,
-            Err(AddressError::NeedsUtf8) => return self.error(Row::Utf8NotAnnounced.reply()),
-            Err(AddressError::Syntax) => return self.error(Row::BadSenderSyntax.reply()),
         };
         // RFC 1870 6.1: a declared size above our fixed maximum is refused at MAIL.
         if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
             return self.reply(Row::SizeExceeded.reply());
         }
-        let size = params.size;
         self.ask(
-            Pending::Sender(from.clone(), params),
-            Question::Sender { from, size },
+            Pending::Sender,
+            Question::Sender(SenderQuestion {
+                from,
+                params,
+                _ticket: Ticket,
+            }),
         );
     }
 
-    fn mail_params(&self, rest: &str) -> Result<MailParams, Reply> {
-        let utf8_allowed = self.esmtp();
-        let params = command::parse_params(rest, utf8_allowed)
-            .map_err(|_| Row::Syntax.reply_with("MAIL FROM:<address> [parameters]"))?;
-        let mut out = MailParams::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for p in &params {
-            // RFC 1869 / 5321 4.1.2: only parameters of advertised extensions,
-            // none after HELO; each at most once.
-            if !self.esmtp() {
-                return Err(Row::UnknownParameter.reply());
-            }
-            if seen.contains(&p.keyword.as_str()) {
-                return Err(Row::Syntax.reply_with(&format!("duplicate {} parameter", p.keyword)));
-            }
-            seen.push(&p.keyword);
-            match (p.keyword.as_str(), p.value.as_deref()) {
-                ("SIZE", Some(v))
-                    if !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    out.size = Some(v.parse().unwrap_or(u64::MAX));
-                }
-                ("SIZE", _) => return Err(Row::Syntax.reply_with("SIZE=<octets>")),
-                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.body_8bit = false,
-                ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.body_8bit = true,
-                ("BODY", _) => return Err(Row::Syntax.reply_with("BODY=7BIT|8BITMIME")),
-                ("SMTPUTF8", None) => out.smtputf8 = true,
-                ("SMTPUTF8", Some(_)) => {
-                    return Err(Row::Syntax.reply_with("SMTPUTF8 takes no value"))
-                }
-                // RFC 4954 5: AUTH=<mailbox> or AUTH=<>, only where AUTH is advertised.
-                // A client's claim of the original submitter is not trusted: ignored.
-                ("AUTH", Some(_)) if self.auth_offered() => {}
-                _ => return Err(Row::UnknownParameter.reply()),
-            }
-        }
-        Ok(out)
-    }
-
-    fn rcpt(&mut self, args: &str) {
+    /// RCPT, parsed or refused by the parser, as [`Session::mail`].
+    fn rcpt(&mut self, parsed: Result<RcptCommand, Reply>) {
         let Some(tx) = self.tx.as_ref() else {
             return self.bad_sequence("send MAIL first");
         };
         if tx.bdat {
             return self.bad_sequence("RCPT after BDAT");
         }
-        let utf8 = tx.params.smtputf8;
         let size = tx.params.size;
-        let Ok((inner, rest)) = address::split_path(args) else {
-            return self.error(Row::BadRecipientSyntax.reply());
-        };
-        match command::parse_params(rest, utf8) {
-            Ok(p) if p.is_empty() => {}
-            // No RCPT parameter is advertised (DSN is not offered yet).
-            Ok(_) => return self.error(Row::UnknownParameter.reply()),
-            Err(_) => return self.error(Row::Syntax.reply_with("RCPT TO:<address> [parameters]")),
-        }
-        let to = match address::parse_forward_path(inner, utf8) {
-            Ok(p) => p,
-            Err(AddressError::NeedsUtf8) => return self.error(Row::Utf8NotAnnounced.reply()),
-            Err(AddressError::Syntax) => return self.error(Row::BadRecipientSyntax.reply()),
+        let RcptCommand { to, params } = match parsed {
+            Ok(r) => r,
+            Err(reply) => return self.error(reply),
         };
         if let Some(tx) = self.tx.as_mut() {
             tx.rcpt_attempts += 1;
@@ -748,8 +913,13 @@ impl Session {
             }
         }
         self.ask(
-            Pending::Recipient(to.clone()),
-            Question::Recipient { to, size },
+            Pending::Recipient,
+            Question::Recipient(RecipientQuestion {
+                to,
+                params,
+                size,
+                _ticket: Ticket,
+            }),
         );
     }
 
@@ -767,7 +937,10 @@ impl Session {
             // RFC 2920 3.1: RCPTs were tried and all refused.
             return self.reply(Row::NoValidRecipients.reply());
         }
-        self.ask(Pending::BeginData, Question::BeginMessage);
+        self.ask(
+            Pending::BeginData,
+            Question::BeginMessage(BeginQuestion { _ticket: Ticket }),
+        );
     }
 
     fn bdat(&mut self, size: u64, last: bool) {
@@ -789,7 +962,7 @@ impl Session {
             Some(_) => None,
         };
         if let Some((reply, protocol_error)) = refusal {
-            self.body = Body::Discard {
+            self.body = Reading::Discard {
                 remaining: size,
                 then: reply,
                 protocol_error,
@@ -798,45 +971,55 @@ impl Session {
         }
         let begun = self.tx.as_ref().is_some_and(|t| t.begun);
         if begun {
-            self.body = Body::Bdat {
+            self.body = Reading::Bdat {
                 remaining: size,
                 last,
                 chunk: size,
             };
         } else {
-            self.ask(Pending::BeginBdat { size, last }, Question::BeginMessage);
+            self.ask(
+                Pending::BeginBdat { size, last },
+                Question::BeginMessage(BeginQuestion { _ticket: Ticket }),
+            );
         }
     }
 
     fn help(&mut self, topic: Option<&str>) {
         match topic.map(str::to_ascii_uppercase).as_deref() {
-            Some("STATUS") if self.cfg.status_allowed => {
-                self.ask(Pending::Status, Question::Status)
-            }
+            Some("STATUS") if self.cfg.status_allowed => self.ask(
+                Pending::Status,
+                Question::Status(StatusQuestion { _ticket: Ticket }),
+            ),
             None | Some("STATUS") => {
                 // What this session offers now, from the same list EHLO gives.
-                let extensions: Vec<String> = self.ehlo_lines()[1..]
-                    .iter()
-                    .map(|l| l.split(' ').next().unwrap_or_default().to_string())
-                    .collect();
                 let mut commands =
                     "commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT".to_string();
-                for (ext, command) in [("STARTTLS", " STARTTLS"), ("AUTH", " AUTH")] {
-                    if extensions.iter().any(|e| e == ext) {
-                        commands.push_str(command);
+                let mut extensions = "extensions:".to_string();
+                for e in Extension::ALL.into_iter().filter(|&e| self.offers(e)) {
+                    extensions.push(' ');
+                    extensions.push_str(e.keyword());
+                    if let Some((verb, _)) = e.command() {
+                        commands.push(' ');
+                        commands.push_str(verb);
                     }
                 }
                 let reply = Row::Help.reply_lines([
                     "Pillarbox ESMTP server".to_string(),
                     commands,
-                    format!("extensions: {}", extensions.join(" ")),
+                    extensions,
                     "HELP <command> explains a command; `pillarbox explain <code>` explains a reply".to_string(),
                     "documentation: https://www.rfc-editor.org/rfc/rfc5321 and the Pillarbox README".to_string(),
                 ]);
                 self.reply(reply);
             }
             Some(cmd) => {
+                // The commands extensions add are explained by the extension.
+                let added = Extension::ALL
+                    .into_iter()
+                    .filter_map(Extension::command)
+                    .find(|&(verb, _)| verb == cmd);
                 let text = match cmd {
+                    _ if added.is_some() => added.map_or("", |(_, help)| help),
                     "EHLO" => "EHLO <domain>: greet the server and list its extensions",
                     "HELO" => "HELO <domain>: greet the server without extensions",
                     "MAIL" => {
@@ -850,8 +1033,6 @@ impl Session {
                     "VRFY" => "VRFY <address>: not answered (252); send the message instead",
                     "HELP" => "HELP [command]: this help",
                     "QUIT" => "QUIT: end the session",
-                    "STARTTLS" => "STARTTLS: begin TLS, then EHLO again",
-                    "AUTH" => "AUTH <mechanism> [initial-response]: authenticate (RFC 4954); EHLO lists the mechanisms",
                     _ => "unknown command; HELP lists the commands",
                 };
                 self.reply(Row::Help.reply_with(text));
@@ -929,7 +1110,11 @@ impl Session {
                 self.sasl_authcid = Some(authcid.clone());
                 self.ask(
                     Pending::Password,
-                    Question::CheckPassword { authcid, password },
+                    Question::CheckPassword(PasswordQuestion {
+                        authcid,
+                        password,
+                        _ticket: Ticket,
+                    }),
                 );
             }
             ServerStep::NeedSecret { authcid } => {
@@ -938,7 +1123,14 @@ impl Session {
                     .sasl
                     .as_ref()
                     .map_or(Mechanism::ScramSha256, |x| x.mechanism());
-                self.ask(Pending::Secret, Question::Secret { authcid, mechanism });
+                self.ask(
+                    Pending::Secret,
+                    Question::Secret(SecretQuestion {
+                        authcid,
+                        mechanism,
+                        _ticket: Ticket,
+                    }),
+                );
             }
             ServerStep::Success { authcid } => {
                 self.sasl = None;
@@ -1011,7 +1203,7 @@ impl Session {
     }
 
     fn read_data(&mut self, input: &mut Input) -> bool {
-        let Body::Data(decoder) = &mut self.body else {
+        let Reading::Data(decoder) = &mut self.body else {
             return false;
         };
         let data = input.data();
@@ -1032,14 +1224,14 @@ impl Session {
                 decoder.oversize(),
                 decoder.bare_line_ending(),
             );
-            self.body = Body::None;
+            self.body = Reading::None;
             self.finish_message(size, oversize, bare);
         }
         true
     }
 
     fn read_bdat(&mut self, input: &mut Input) -> bool {
-        let Body::Bdat {
+        let Reading::Bdat {
             remaining,
             last,
             chunk,
@@ -1070,7 +1262,7 @@ impl Session {
             }
         }
         let (last, chunk) = (*last, *chunk);
-        self.body = Body::None;
+        self.body = Reading::None;
         let oversize = self.bdat_size > self.cfg.max_message_size;
         if last {
             let bare = self.bdat_check.finish();
@@ -1087,7 +1279,7 @@ impl Session {
     }
 
     fn read_discard(&mut self, input: &mut Input) -> bool {
-        let Body::Discard { remaining, .. } = &mut self.body else {
+        let Reading::Discard { remaining, .. } = &mut self.body else {
             return false;
         };
         let n = (*remaining).min(input.len() as u64);
@@ -1096,11 +1288,11 @@ impl Session {
         if *remaining > 0 {
             return n > 0;
         }
-        if let Body::Discard {
+        if let Reading::Discard {
             then,
             protocol_error,
             ..
-        } = std::mem::replace(&mut self.body, Body::None)
+        } = std::mem::replace(&mut self.body, Reading::None)
         {
             if protocol_error {
                 self.error(then);
@@ -1121,7 +1313,13 @@ impl Session {
             self.tx = None;
             self.reply(Row::BareLineEnding.reply());
         } else {
-            self.ask(Pending::Deliver, Question::Deliver { size });
+            self.ask(
+                Pending::Deliver,
+                Question::Deliver(DeliverQuestion {
+                    size,
+                    _ticket: Ticket,
+                }),
+            );
         }
     }
 }
@@ -1132,7 +1330,7 @@ mod tests {
 
     #[test]
     fn release_frees_a_drained_event_queue() {
-        let mut s = Session::new(SessionConfig::default());
+        let mut s: Session = Session::new(SessionConfig::default());
         let mut input = Input::new();
         input.extend(b"EHLO client.test\r\nNOOP\r\n");
         let events: Vec<Event> = std::iter::from_fn(|| s.handle(&mut input)).collect();
@@ -1147,7 +1345,7 @@ mod tests {
 
     #[test]
     fn release_keeps_events_not_yet_handed_out() {
-        let mut s = Session::new(SessionConfig::default());
+        let mut s: Session = Session::new(SessionConfig::default());
         let mut input = Input::new();
         input.extend(b"QUIT\r\n");
         assert!(
@@ -1156,5 +1354,83 @@ mod tests {
         s.release();
         assert!(matches!(s.handle(&mut input), Some(Event::Close)));
         assert!(s.handle(&mut input).is_none());
+    }
+
+    /// Runs `s` on `lines` until it waits, answering recipients with
+    /// `rcpt(to)`, everything else yes; returns the reply lines.
+    fn drive(
+        s: &mut Session<u32>,
+        lines: &[u8],
+        rcpt: impl Fn(&ForwardPath) -> Result<u32, Reply>,
+    ) -> Vec<String> {
+        let mut input = Input::new();
+        input.extend(lines);
+        let mut replies = Vec::new();
+        while let Some(ev) = s.handle(&mut input) {
+            match ev {
+                Event::Reply(r) => replies.push(r.to_wire()),
+                Event::Ask(Question::Sender(q)) => s.answer_sender(q, Ok(())),
+                Event::Ask(Question::Recipient(q)) => {
+                    let a = rcpt(&q.to);
+                    s.answer_recipient(q, a);
+                }
+                Event::Ask(other) => panic!("unexpected {other:?}"),
+                _ => {}
+            }
+        }
+        replies
+    }
+
+    #[test]
+    fn accepted_recipients_keep_their_data_in_order() {
+        let mut s: Session<u32> = Session::new(SessionConfig::default());
+        let replies = drive(
+            &mut s,
+            b"EHLO c.test\r\nMAIL FROM:<a@b.test> SIZE=10\r\n\
+              RCPT TO:<one@b.test>\r\nRCPT TO:<no@b.test>\r\nRCPT TO:<Postmaster>\r\n",
+            |to| match to {
+                ForwardPath::Postmaster => Ok(3),
+                ForwardPath::Mailbox(m) if m.local == "one" => Ok(1),
+                ForwardPath::Mailbox(_) => Err(Row::NoSuchUser.reply()),
+            },
+        );
+        assert_eq!(replies.len(), 5, "{replies:?}");
+        let tx = s.transaction().expect("a transaction");
+        assert_eq!(tx.params.size, Some(10));
+        let got: Vec<(String, u32)> = tx
+            .rcpts
+            .iter()
+            .map(|r| (r.to.to_string(), r.data))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("<one@b.test>".to_string(), 1),
+                ("<Postmaster>".to_string(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn mail_argument_errors_wait_for_order_checks() {
+        // RFC 5321 4.1.4: out of sequence is said before what is wrong with the arguments.
+        let mut s: Session<u32> = Session::new(SessionConfig::default());
+        let replies = drive(&mut s, b"MAIL FROM:<bad\r\nRCPT TO:<bad\r\n", |_| Ok(0));
+        assert!(replies.iter().all(|r| r.starts_with("503 ")), "{replies:?}");
+        assert_eq!(s.last_command(), "RCPT");
+    }
+
+    #[test]
+    fn password_question_debug_hides_the_password() {
+        let q = PasswordQuestion {
+            authcid: "alice".into(),
+            password: "hunter2".into(),
+            _ticket: Ticket,
+        };
+        let shown = format!("{q:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

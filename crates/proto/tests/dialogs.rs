@@ -16,6 +16,10 @@
 //! - `X: auth <authcid> ok|failed` — an AUTH exchange ended;
 //! - `#` comments and blank lines.
 //!
+//! The transcript starts with the server's greeting: the `S:` lines a dialog
+//! gives before its first client line, or else [`GREETING`] (the greeting for
+//! the runner's host name; a dialog that sets `@hostname` states its own).
+//!
 //! Consecutive client lines are sent in one batch (as a pipelining client
 //! would); the session runs until it needs more input, and everything it did
 //! is compared with the expected lines that follow.
@@ -30,10 +34,10 @@
 
 use std::path::Path;
 
-use pillarbox_codes::Row;
+use pillarbox_codes::{Reply, Row};
 use pillarbox_proto::sasl::{CramMd5Secret, Mechanism, ScramSecret, Secret};
 use pillarbox_proto::{
-    Answer, Event, ForwardPath, Input, Question, ReversePath, Session, SessionConfig,
+    Event, ForwardPath, Input, PasswordAnswer, Question, ReversePath, Session, SessionConfig,
 };
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -76,58 +80,86 @@ fn escape(b: &[u8]) -> String {
     s
 }
 
-fn policy(q: &Question, delivered: &mut u32) -> Answer {
+/// Answers `q` as the fake policy of the module doc says.
+fn answer(session: &mut Session, q: Question, delivered: &mut u32) {
     match q {
-        Question::Sender { from, .. } => match from {
-            ReversePath::Mailbox(m) if m.local == "nospace" => {
-                Answer::Refuse(Row::InsufficientStorage.reply())
-            }
-            _ => Answer::Accept,
-        },
-        Question::Recipient { to, .. } => match to {
-            ForwardPath::Postmaster => Answer::Accept,
-            ForwardPath::Mailbox(m) => {
-                let local_domain = ["example.test", "localhost", "[127.0.0.1]"]
-                    .contains(&m.domain.lowercase().as_str());
-                if !local_domain {
-                    return Answer::Refuse(Row::RelayDenied.reply());
+        Question::Sender(q) => {
+            let a = match &q.from {
+                ReversePath::Mailbox(m) if m.local == "nospace" => {
+                    Err(Row::InsufficientStorage.reply())
                 }
-                match m.local_unquoted().to_lowercase().as_str() {
-                    "unknown" => Answer::Refuse(Row::NoSuchUser.reply()),
-                    "full" => Answer::Refuse(Row::MailboxFull.reply()),
-                    "locked" => Answer::Refuse(Row::MailboxUnavailable.reply()),
-                    "disabled" => Answer::Refuse(Row::MailboxDisabled.reply()),
-                    "grey" => Answer::Refuse(Row::Greylisted.reply_with("300")),
-                    _ => Answer::Accept,
-                }
-            }
-        },
-        Question::BeginMessage => Answer::Accept,
-        Question::Deliver { .. } => {
-            *delivered += 1;
-            Answer::Delivered(format!("Q{delivered}"))
+                _ => Ok(()),
+            };
+            session.answer_sender(q, a);
         }
-        Question::Status => Answer::Status(vec!["Pillarbox test".into(), "sessions 1".into()]),
-        Question::CheckPassword { authcid, password } => match authcid.as_str() {
-            "down" => Answer::Refuse(Row::AuthTemporary.reply()),
-            "alice" if password == "secret" => Answer::Accept,
-            _ => Answer::Invalid,
-        },
-        Question::Secret { authcid, mechanism } => match (authcid.as_str(), mechanism) {
-            ("down", _) => Answer::Refuse(Row::AuthTemporary.reply()),
-            ("alice", Mechanism::CramMd5) => Answer::Secret(Some(Secret::CramMd5(
-                CramMd5Secret::from_password("secret"),
-            ))),
-            ("alice", _) => Answer::Secret(Some(Secret::Scram(ScramSecret::from_password(
-                "secret", b"salt", 4096,
-            )))),
-            _ => Answer::Secret(None),
-        },
+        Question::Recipient(q) => {
+            let a = recipient(&q.to);
+            session.answer_recipient(q, a);
+        }
+        Question::BeginMessage(q) => session.answer_begin(q, Ok(())),
+        Question::Deliver(q) => {
+            *delivered += 1;
+            session.answer_deliver(q, Ok(format!("Q{delivered}")));
+        }
+        Question::Status(q) => {
+            session.answer_status(q, vec!["Pillarbox test".into(), "sessions 1".into()])
+        }
+        Question::CheckPassword(q) => {
+            let a = match q.authcid.as_str() {
+                "down" => PasswordAnswer::Unavailable(Row::AuthTemporary.reply()),
+                "alice" if q.password == "secret" => PasswordAnswer::Valid,
+                _ => PasswordAnswer::Invalid,
+            };
+            session.answer_password(q, a);
+        }
+        Question::Secret(q) => {
+            let a = match (q.authcid.as_str(), q.mechanism) {
+                ("down", _) => Err(Row::AuthTemporary.reply()),
+                ("alice", Mechanism::CramMd5) => Ok(Some(Secret::CramMd5(
+                    CramMd5Secret::from_password("secret"),
+                ))),
+                ("alice", _) => Ok(Some(Secret::Scram(ScramSecret::from_password(
+                    "secret", b"salt", 4096,
+                )))),
+                _ => Ok(None),
+            };
+            session.answer_secret(q, a);
+        }
     }
 }
 
+fn recipient(to: &ForwardPath) -> Result<(), Reply> {
+    match to {
+        ForwardPath::Postmaster => Ok(()),
+        ForwardPath::Mailbox(m) => {
+            let local_domain = ["example.test", "localhost", "[127.0.0.1]"]
+                .contains(&m.domain.lowercase().as_str());
+            if !local_domain {
+                return Err(Row::RelayDenied.reply());
+            }
+            match m.local_unquoted().to_lowercase().as_str() {
+                "unknown" => Err(Row::NoSuchUser.reply()),
+                "full" => Err(Row::MailboxFull.reply()),
+                "locked" => Err(Row::MailboxUnavailable.reply()),
+                "disabled" => Err(Row::MailboxDisabled.reply()),
+                "grey" => Err(Row::Greylisted.reply_with("300")),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// The greeting a dialog expects unless it states one: RFC 5321 4.3.1 220
+/// with the runner's host name, and no enhanced code (RFC 2034 3).
+const GREETING: &str = "S: 220 mx.example.test ESMTP Pillarbox";
+
 fn run_dialog(path: &Path) {
     let text = std::fs::read_to_string(path).expect("read dialog");
+    run_dialog_text(&path.display().to_string(), &text);
+}
+
+/// Runs one dialog; panics with a diff if the session's transcript differs.
+fn run_dialog_text(name: &str, text: &str) {
     let mut cfg = SessionConfig {
         hostname: "mx.example.test".into(),
         starttls: true,
@@ -157,7 +189,7 @@ fn run_dialog(path: &Path) {
                 }
                 "auth_tls" => cfg.auth.require_tls = on,
                 "auth_required" => cfg.auth.required = on,
-                _ => panic!("{}: unknown setting @{k}", path.display()),
+                _ => panic!("{name}: unknown setting @{k}"),
             }
         }
     }
@@ -168,6 +200,9 @@ fn run_dialog(path: &Path) {
     let mut actual = vec![format!("S: {}", session.greeting().to_wire().trim_end())];
     let mut expected = Vec::new();
     let mut pending_client = false;
+    // Until the first client line or driver action, expected lines are the greeting.
+    let mut client_seen = false;
+    let mut greeting_stated = false;
 
     let mut run = |session: &mut Session,
                    input: &mut Input,
@@ -180,12 +215,11 @@ fn run_dialog(path: &Path) {
             match ev {
                 Event::Reply(r) => actual.extend(r.to_wire().lines().map(|l| format!("S: {l}"))),
                 Event::Ask(q) => {
-                    if let Question::Deliver { .. } = q {
+                    if let Question::Deliver(_) = q {
                         actual.push(format!("M~ {}", escape(message)));
                         message.clear();
                     }
-                    let a = policy(&q, &mut delivered);
-                    session.answer(a);
+                    answer(session, q, &mut delivered);
                 }
                 Event::Body(b) => message.extend_from_slice(&b),
                 Event::AbortMessage => {
@@ -211,6 +245,7 @@ fn run_dialog(path: &Path) {
             continue;
         }
         if let Some(what) = line.strip_prefix("! ") {
+            client_seen = true;
             if pending_client {
                 run(&mut session, &mut input, &mut actual, &mut message);
                 pending_client = false;
@@ -235,13 +270,18 @@ fn run_dialog(path: &Path) {
             input.extend(c.as_bytes());
             input.extend(b"\r\n");
             pending_client = true;
+            client_seen = true;
         } else if let Some(c) = line.strip_prefix("C~ ") {
             input.extend(&unescape(c));
             pending_client = true;
+            client_seen = true;
         } else {
             if pending_client {
                 run(&mut session, &mut input, &mut actual, &mut message);
                 pending_client = false;
+            }
+            if !client_seen && expected.is_empty() {
+                greeting_stated = true;
             }
             expected.push(line.to_string());
         }
@@ -249,9 +289,9 @@ fn run_dialog(path: &Path) {
     if pending_client {
         run(&mut session, &mut input, &mut actual, &mut message);
     }
-    let expected = std::iter::once(actual[0].clone())
-        .chain(expected)
-        .collect::<Vec<_>>();
+    if !greeting_stated {
+        expected.insert(0, GREETING.to_string());
+    }
     if actual != expected {
         let mut diff = String::new();
         for i in 0..actual.len().max(expected.len()) {
@@ -260,7 +300,7 @@ fn run_dialog(path: &Path) {
             let mark = if a == e { "  " } else { "!!" };
             diff.push_str(&format!("{mark} expected {e:<60} got {a}\n"));
         }
-        panic!("dialog {} differs:\n{diff}", path.display());
+        panic!("dialog {name} differs:\n{diff}");
     }
 }
 
@@ -296,4 +336,14 @@ fn golden_dialogs() {
         paths.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn a_wrong_greeting_fails_its_dialog() {
+    let stated = "S: 220 mx.example.test ESMTP Postfix\nC: QUIT\nS: 221 2.0.0 bye\nX: closed\n";
+    let implied = "@hostname other.test\nC: QUIT\nS: 221 2.0.0 bye\nX: closed\n";
+    for text in [stated, implied] {
+        let r = std::panic::catch_unwind(|| run_dialog_text("wrong greeting", text));
+        assert!(r.is_err(), "a dialog passed with a wrong greeting:\n{text}");
+    }
 }

@@ -3,7 +3,7 @@
 use pillarbox_proto::address::{parse_forward_path, parse_mailbox};
 use pillarbox_proto::command;
 use pillarbox_proto::dot_decoder::DotDecoder;
-use pillarbox_proto::{Answer, Event, Input, Question, Session, SessionConfig};
+use pillarbox_proto::{Event, Input, PasswordAnswer, Question, Session, SessionConfig};
 use proptest::prelude::*;
 
 /// Decodes `input` fed in pieces cut at `cuts`; returns (content, consumed, ended, bare).
@@ -95,8 +95,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
     #[test]
-    fn command_parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let _ = command::parse(&line);
+    fn command_parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..600),
+                                   esmtp in any::<bool>(), auth in any::<bool>(), smtputf8 in any::<bool>()) {
+        let _ = command::parse(&line, command::Context { esmtp, auth, smtputf8 });
     }
 
     #[test]
@@ -172,7 +173,7 @@ proptest! {
                 "(EHLO x|MAIL FROM:<a@b.c>|RCPT TO:<d@e.f>|DATA|BDAT 5|BDAT 3 LAST|RSET|STARTTLS|\\.)\r\n".prop_map(|s| s.into_bytes()),
             ], 0..30)) {
         let cfg = SessionConfig { max_line: 512, starttls: true, max_message_size: 1000, ..SessionConfig::default() };
-        let mut s = Session::new(cfg);
+        let mut s: Session = Session::new(cfg);
         let mut input = Input::new();
         'outer: for c in chunks {
             input.extend(&c);
@@ -182,11 +183,7 @@ proptest! {
                 prop_assert!(guard < 10_000);
                 match ev {
                     Event::Reply(r) => prop_assert!((200..600).contains(&r.code.get())),
-                    Event::Ask(q) => s.answer(match q {
-                        Question::Deliver { .. } => Answer::Delivered("Q".into()),
-                        Question::Status => Answer::Status(vec![]),
-                        _ => Answer::Accept,
-                    }),
+                    Event::Ask(q) => accept(&mut s, q),
                     Event::StartTls => s.tls_established(),
                     Event::Close => break 'outer,
                     Event::Body(_) | Event::AbortMessage | Event::AuthAttempt { .. } => {}
@@ -195,5 +192,18 @@ proptest! {
             // Command mode keeps less than one line; body modes consume everything.
             prop_assert!(input.len() < 512 + 300);
         }
+    }
+}
+
+/// Answers every question yes.
+fn accept(s: &mut Session, q: Question) {
+    match q {
+        Question::Sender(q) => s.answer_sender(q, Ok(())),
+        Question::Recipient(q) => s.answer_recipient(q, Ok(())),
+        Question::BeginMessage(q) => s.answer_begin(q, Ok(())),
+        Question::Deliver(q) => s.answer_deliver(q, Ok("Q".into())),
+        Question::Status(q) => s.answer_status(q, vec![]),
+        Question::CheckPassword(q) => s.answer_password(q, PasswordAnswer::Valid),
+        Question::Secret(q) => s.answer_secret(q, Ok(None)),
     }
 }

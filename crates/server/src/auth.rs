@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pillarbox_codes::{Reply, Row};
 use pillarbox_proto::sasl::{Mechanism, Secret};
+use pillarbox_proto::PasswordAnswer;
 use pillarbox_store::password::{Decoys, PasswordError, Scheme, StoredPassword};
 use pillarbox_store::UserEntry;
 
@@ -22,17 +23,6 @@ pub fn account(authcid: &str, primary_domain: &str) -> (String, String) {
         Some((l, d)) => (l.to_lowercase(), d.to_lowercase()),
         None => (authcid.to_lowercase(), primary_domain.to_lowercase()),
     }
-}
-
-/// The outcome of a password check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordCheck {
-    /// The user's password.
-    Valid,
-    /// A wrong password, or an unknown user (the client cannot tell which).
-    Invalid,
-    /// The directory cannot be read now (`454 4.7.0`).
-    Unavailable(Reply),
 }
 
 /// What to do after a failed AUTH.
@@ -83,9 +73,9 @@ impl Authenticator {
         s: &Services,
         authcid: &str,
         password: String,
-    ) -> PasswordCheck {
+    ) -> PasswordAnswer {
         if !s.users.healthy() {
-            return PasswordCheck::Unavailable(Row::AuthTemporary.reply());
+            return PasswordAnswer::Unavailable(Row::AuthTemporary.reply());
         }
         let stored = match self.lookup(s, authcid).map(|e| e.stored_password()) {
             Some(Ok(p)) => Some(p),
@@ -119,9 +109,9 @@ impl Authenticator {
             }
         };
         match tokio::task::spawn_blocking(verify).await {
-            Ok(true) => PasswordCheck::Valid,
-            Ok(false) => PasswordCheck::Invalid,
-            Err(_) => PasswordCheck::Unavailable(Row::AuthTemporary.reply()),
+            Ok(true) => PasswordAnswer::Valid,
+            Ok(false) => PasswordAnswer::Invalid,
+            Err(_) => PasswordAnswer::Unavailable(Row::AuthTemporary.reply()),
         }
     }
 

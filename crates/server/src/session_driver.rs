@@ -17,10 +17,10 @@ use pillarbox_codes::{Reply, ReplyClass, Row};
 use pillarbox_proto::sasl::Mechanism;
 use pillarbox_proto::session::AuthPolicy;
 use pillarbox_proto::spare;
-use pillarbox_proto::{Answer, Event, ForwardPath, Input, Question, Session, SessionConfig};
+use pillarbox_proto::{Event, Input, Question, Session, SessionConfig};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
-use crate::auth::{AfterFailure, PasswordCheck};
+use crate::auth::AfterFailure;
 use crate::config::{Listen, Protocol};
 use crate::policy::{Client, DataCx, Decision, RecipientAddress, SenderCx, SessionInfo};
 use crate::received::Trace;
@@ -166,7 +166,8 @@ struct Driver {
     /// Who the client is, for the policy checks.
     client: Client,
     id: String,
-    session: Session,
+    /// The session; each accepted recipient keeps its mailbox.
+    session: Session<MailboxAddr>,
     input: Input,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -175,8 +176,6 @@ struct Driver {
     msg: Option<Box<IncomingMessage>>,
     msg_error: Option<StoreError>,
     queue_id: String,
-    /// Recipients accepted in this transaction and their mailboxes.
-    accepted: Vec<(ForwardPath, MailboxAddr)>,
     messages: u32,
     delivered: u32,
 }
@@ -227,7 +226,6 @@ impl Driver {
             msg: None,
             msg_error: None,
             queue_id: String::new(),
-            accepted: Vec::new(),
             messages: 0,
             delivered: 0,
             shared,
@@ -265,10 +263,7 @@ impl Driver {
             while let Some(ev) = self.session.handle(&mut self.input) {
                 match ev {
                     Event::Reply(r) => self.send(r),
-                    Event::Ask(q) => {
-                        let a = Box::pin(self.answer(q)).await;
-                        self.session.answer(a);
-                    }
+                    Event::Ask(q) => Box::pin(self.answer(q)).await,
                     Event::Body(bytes) => {
                         self.write_body(&bytes);
                         spare::give(bytes);
@@ -492,73 +487,73 @@ impl Driver {
         }
     }
 
-    async fn answer(&mut self, q: Question) -> Answer {
+    /// Answers the session's question; each kind of question has its own
+    /// kind of answer.
+    async fn answer(&mut self, q: Question) {
         let sh = self.shared.clone();
         match q {
-            Question::Sender { from, size } => {
-                self.accepted.clear();
-                tracing::debug!(from = %from, size, "sender");
+            Question::Sender(q) => {
+                tracing::debug!(from = %q.from, size = q.params.size, "sender");
                 let cx = SenderCx {
                     session: self.info(),
-                    from: &from,
-                    size,
+                    from: &q.from,
+                    size: q.params.size,
                 };
-                match sh.policies.sender(&sh.services, cx).await.into_result() {
-                    Ok(()) => Answer::Accept,
-                    Err(r) => Answer::Refuse(r),
-                }
+                let a = sh.policies.sender(&sh.services, cx).await.into_result();
+                self.session.answer_sender(q, a);
             }
-            Question::Recipient { to, size } => {
-                let Some(tx) = self.session.transaction() else {
-                    return Answer::Refuse(Row::LocalError.reply());
-                };
-                let cx = RecipientAddress {
-                    session: self.info(),
-                    from: &tx.from,
-                    to: &to,
-                    size,
-                };
-                match sh.policies.recipient(&sh.services, cx).await.into_result() {
-                    Ok(mb) => {
-                        self.accepted.push((to, mb));
-                        Answer::Accept
+            Question::Recipient(q) => {
+                let a = match self.session.transaction() {
+                    Some(tx) => {
+                        let cx = RecipientAddress {
+                            session: self.info(),
+                            from: &tx.from,
+                            to: &q.to,
+                            size: q.size,
+                        };
+                        sh.policies.recipient(&sh.services, cx).await.into_result()
                     }
-                    Err(r) => Answer::Refuse(r),
-                }
+                    None => Err(Row::LocalError.reply()),
+                };
+                self.session.answer_recipient(q, a);
             }
-            Question::CheckPassword { authcid, password } => {
-                match sh
+            Question::CheckPassword(mut q) => {
+                let password = std::mem::take(&mut q.password);
+                let a = sh
                     .auth
-                    .check_password(&sh.services, &authcid, password)
-                    .await
-                {
-                    PasswordCheck::Valid => Answer::Accept,
-                    PasswordCheck::Invalid => Answer::Invalid,
-                    PasswordCheck::Unavailable(r) => Answer::Refuse(r),
-                }
+                    .check_password(&sh.services, &q.authcid, password)
+                    .await;
+                self.session.answer_password(q, a);
             }
-            Question::Secret { authcid, mechanism } => {
-                match sh.auth.secret(&sh.services, &authcid, mechanism) {
-                    Ok(secret) => Answer::Secret(secret),
-                    Err(r) => Answer::Refuse(r),
-                }
+            Question::Secret(q) => {
+                let a = sh.auth.secret(&sh.services, &q.authcid, q.mechanism);
+                self.session.answer_secret(q, a);
             }
-            Question::BeginMessage => self.begin_message(),
-            Question::Deliver { size } => self.deliver(size).await,
-            Question::Status => Answer::Status(self.status_lines()),
+            Question::BeginMessage(q) => {
+                let a = self.begin_message();
+                self.session.answer_begin(q, a);
+            }
+            Question::Deliver(q) => {
+                let a = self.deliver(q.size).await;
+                self.session.answer_deliver(q, a);
+            }
+            Question::Status(q) => {
+                let lines = self.status_lines();
+                self.session.answer_status(q, lines);
+            }
         }
     }
 
-    fn begin_message(&mut self) -> Answer {
+    fn begin_message(&mut self) -> Result<(), Reply> {
         self.messages += 1;
         self.queue_id = format!("{}.{}", self.id, self.messages);
         self.msg_error = None;
         let mut msg = match self.shared.store.begin(&self.queue_id) {
             Ok(m) => m,
-            Err(e) => return Answer::Refuse(store_reply(&e)),
+            Err(e) => return Err(store_reply(&e)),
         };
         let Some(tx) = self.session.transaction() else {
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         let greeting = self.session.client_greeting();
         let esmtp = greeting.is_some_and(|g| g.esmtp);
@@ -581,16 +576,16 @@ impl Driver {
             queue_id: &self.queue_id,
             session_id: &self.id,
             single_rcpt: match tx.rcpts.as_slice() {
-                [one] => Some(one),
+                [one] => Some(&one.to),
                 _ => None,
             },
             return_path: &tx.from,
         };
         if let Err(e) = msg.write(trace.header(SystemTime::now()).as_bytes()) {
-            return Answer::Refuse(store_reply(&e));
+            return Err(store_reply(&e));
         }
         self.msg = Some(Box::new(msg));
-        Answer::Accept
+        Ok(())
     }
 
     fn write_body(&mut self, bytes: &[u8]) {
@@ -617,9 +612,9 @@ impl Driver {
         self.msg_error = None;
     }
 
-    async fn deliver(&mut self, size: u64) -> Answer {
+    async fn deliver(&mut self, size: u64) -> Result<String, Reply> {
         let Some(mut msg) = self.msg.take().map(|m| *m) else {
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         // The bytes did not all reach the spool file: while they came in
         // (logged then), or now, as the last buffered ones are written out.
@@ -633,18 +628,16 @@ impl Driver {
         if let Some(e) = unwritten {
             msg.abort();
             self.shared.disk.invalidate();
-            return Answer::Refuse(store_reply(&e));
+            return Err(store_reply(&e));
         }
         let Some(tx) = self.session.transaction() else {
             msg.abort();
-            return Answer::Refuse(Row::LocalError.reply());
+            return Err(Row::LocalError.reply());
         };
         let mut boxes: Vec<MailboxAddr> = Vec::new();
         for rcpt in &tx.rcpts {
-            if let Some((_, mb)) = self.accepted.iter().find(|(p, _)| p == rcpt) {
-                if !boxes.contains(mb) {
-                    boxes.push(mb.clone());
-                }
+            if !boxes.contains(&rcpt.data) {
+                boxes.push(rcpt.data.clone());
             }
         }
         let from = tx.from.to_string();
@@ -662,7 +655,7 @@ impl Driver {
         };
         if let Err(r) = sh.policies.delivery(&sh.services, cx).await.into_result() {
             msg.abort();
-            return Answer::Refuse(r);
+            return Err(r);
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         // Shared by the session (its log line), the commit and the accounting,
@@ -693,16 +686,16 @@ impl Driver {
                 // The recipients are written out only when the event is
                 // logged (not at `warn`), and without a string of their own.
                 tracing::info!(queue_id = %self.queue_id, from = %from, to = %Joined(&boxes), rcpts = n, size, stored = done.stored_size, "delivered");
-                Answer::Delivered(self.queue_id.clone())
+                Ok(self.queue_id.clone())
             }
             Ok(Ok(Err(e))) => {
                 self.shared.disk.invalidate();
                 tracing::warn!(queue_id = %self.queue_id, error = %e, "delivery failed");
-                Answer::Refuse(store_reply(&e))
+                Err(store_reply(&e))
             }
             Ok(Err(e)) => {
                 tracing::error!(queue_id = %self.queue_id, error = %e, "delivery was dropped before it finished");
-                Answer::Refuse(Row::LocalError.reply())
+                Err(Row::LocalError.reply())
             }
             Err(_) => {
                 tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
@@ -722,7 +715,7 @@ impl Driver {
                         Err(_) => {}
                     }
                 });
-                Answer::Refuse(Row::LocalError.reply())
+                Err(Row::LocalError.reply())
             }
         }
     }
