@@ -174,3 +174,61 @@ pub(crate) mod test_env {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_env::Env;
+
+    fn is_send_sync<T: Send + Sync>(_: &T) {}
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn an_admin_and_its_futures_can_cross_threads() {
+        let env = Env::new();
+        let (admin, _) = env.admin_at(0);
+        is_send_sync(&admin);
+        is_send(&admin.bans());
+        is_send(&admin.mailbox_states());
+        is_send_sync(&Admin::open(env.cfg.clone()));
+    }
+
+    #[tokio::test]
+    async fn results_serialize_to_plain_json() {
+        let env = Env::new();
+        let (admin, _) = env.admin_at(1_000);
+        let added = admin
+            .add_user("alice", Scheme::Sha512Crypt, "pw")
+            .expect("add");
+        assert_eq!(
+            serde_json::to_value(&added).expect("json"),
+            serde_json::json!({"address": "alice@example.test", "scheme": "SHA512-CRYPT"})
+        );
+        std::fs::write(env.cfg.users_file(), "bob:\nbad name:x\n").expect("users");
+        let list = admin.list_users().expect("list");
+        assert_eq!(
+            serde_json::to_value(&list).expect("json"),
+            serde_json::json!({
+                "users": [{"address": "bob@example.test", "password": {"status": "none"}}],
+                "warnings": ["line 2: user \"bad name\" contains ' '"],
+            })
+        );
+        let bob = admin.mailbox_name("bob").expect("name");
+        let reason = Reason::new("restore").expect("reason");
+        let locked = admin
+            .lock_mailbox(&bob, &reason, Some(std::time::Duration::from_secs(60)))
+            .await
+            .expect("lock");
+        assert_eq!(
+            serde_json::to_value(&locked).expect("json"),
+            serde_json::json!({"mailbox": "bob@example.test", "reason": "restore", "until": 1_060})
+        );
+        let states = admin.mailbox_states().await.expect("list");
+        assert_eq!(
+            serde_json::to_value(&states).expect("json"),
+            serde_json::json!([{
+                "mailbox": "bob@example.test", "state": "locked", "reason": "restore", "until": 1_060
+            }])
+        );
+    }
+}

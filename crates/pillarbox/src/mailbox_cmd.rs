@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
-use pillarbox_admin::{Admin, AdminError, MailboxName, MailboxStatus, Reason};
+use pillarbox_admin::{Admin, AdminError, MailboxStatus, Reason};
 use pillarbox_server::config::parse_duration;
 use pillarbox_server::received::rfc5322_date;
 
@@ -62,114 +62,74 @@ pub fn run(cmd: MailboxCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
 
 /// [`run`], writing to `out`.
 fn run_to(cmd: MailboxCommand, admin: &Admin, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    // Check the arguments before touching (or creating) the database.
-    let action = Action::parse(cmd, admin).map_err(flag_error)?;
-    crate::block_on(action.run(admin, out))?.map_err(flag_error)?;
+    crate::block_on(execute(cmd, admin, out))?.map_err(flag_error)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A command with its arguments checked and normalised.
-enum Action {
-    Lock {
-        mailbox: MailboxName,
-        reason: Reason,
-        duration: Option<Duration>,
-    },
-    Unlock {
-        mailbox: MailboxName,
-    },
-    Disable {
-        mailbox: MailboxName,
-        reason: Reason,
-    },
-    Enable {
-        mailbox: MailboxName,
-    },
-    List,
-}
-
-impl Action {
-    fn parse(cmd: MailboxCommand, admin: &Admin) -> anyhow::Result<Self> {
-        Ok(match cmd {
-            MailboxCommand::Lock {
-                user,
-                reason,
-                duration,
-            } => Action::Lock {
-                mailbox: admin.mailbox_name(&user)?,
-                reason: Reason::new(&reason)?,
-                duration: duration.as_deref().map(lock_duration).transpose()?,
-            },
-            MailboxCommand::Unlock { user } => Action::Unlock {
-                mailbox: admin.mailbox_name(&user)?,
-            },
-            MailboxCommand::Disable { user, reason } => Action::Disable {
-                mailbox: admin.mailbox_name(&user)?,
-                reason: Reason::new(&reason)?,
-            },
-            MailboxCommand::Enable { user } => Action::Enable {
-                mailbox: admin.mailbox_name(&user)?,
-            },
-            MailboxCommand::List => Action::List,
-        })
-    }
-
-    async fn run(self, admin: &Admin, out: &mut dyn Write) -> anyhow::Result<()> {
-        match self {
-            Action::Lock {
-                mailbox,
-                reason,
-                duration,
-            } => {
-                let locked = admin.lock_mailbox(&mailbox, &reason, duration).await?;
-                match locked.until {
-                    Some(t) => writeln!(out, "locked {mailbox} until {}: {reason}", date(t))?,
-                    None => writeln!(out, "locked {mailbox} until unlocked: {reason}")?,
-                }
+/// Checks the arguments, then acts. The state database is opened (or created) by
+/// the first operation on it, so bad arguments never create it.
+async fn execute(cmd: MailboxCommand, admin: &Admin, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cmd {
+        MailboxCommand::Lock {
+            user,
+            reason,
+            duration,
+        } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let reason = Reason::new(&reason)?;
+            let duration = duration.as_deref().map(lock_duration).transpose()?;
+            let locked = admin.lock_mailbox(&mailbox, &reason, duration).await?;
+            match locked.until {
+                Some(t) => writeln!(out, "locked {mailbox} until {}: {reason}", date(t))?,
+                None => writeln!(out, "locked {mailbox} until unlocked: {reason}")?,
             }
-            Action::Unlock { mailbox } => {
-                let unlocked = admin.unlock_mailbox(&mailbox).await?;
-                if unlocked.was_locked {
-                    writeln!(out, "unlocked {mailbox}")?;
-                } else {
-                    writeln!(out, "{mailbox} was not locked")?;
-                }
-                if let Some(reason) = unlocked.still_disabled {
-                    writeln!(out, "{mailbox} stays disabled: {reason}")?;
-                }
+        }
+        MailboxCommand::Unlock { user } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let unlocked = admin.unlock_mailbox(&mailbox).await?;
+            if unlocked.was_locked {
+                writeln!(out, "unlocked {mailbox}")?;
+            } else {
+                writeln!(out, "{mailbox} was not locked")?;
             }
-            Action::Disable { mailbox, reason } => {
-                admin.disable_mailbox(&mailbox, &reason).await?;
-                writeln!(out, "disabled {mailbox}: {reason}")?;
+            if let Some(reason) = unlocked.still_disabled {
+                writeln!(out, "{mailbox} stays disabled: {reason}")?;
             }
-            Action::Enable { mailbox } => {
-                let enabled = admin.enable_mailbox(&mailbox).await?;
-                if enabled.was_disabled {
-                    writeln!(out, "enabled {mailbox}")?;
-                } else {
-                    writeln!(out, "{mailbox} was not disabled")?;
-                }
-                if let Some(reason) = enabled.still_locked {
-                    writeln!(out, "{mailbox} stays locked: {reason}")?;
-                }
+        }
+        MailboxCommand::Disable { user, reason } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let reason = Reason::new(&reason)?;
+            admin.disable_mailbox(&mailbox, &reason).await?;
+            writeln!(out, "disabled {mailbox}: {reason}")?;
+        }
+        MailboxCommand::Enable { user } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let enabled = admin.enable_mailbox(&mailbox).await?;
+            if enabled.was_disabled {
+                writeln!(out, "enabled {mailbox}")?;
+            } else {
+                writeln!(out, "{mailbox} was not disabled")?;
             }
-            Action::List => {
-                for entry in admin.mailbox_states().await? {
-                    match entry.status {
-                        MailboxStatus::Locked { reason, until } => {
-                            let until = until.map_or_else(|| "-".to_string(), date);
-                            writeln!(out, "{}\tlocked\t{until}\t{reason}", entry.mailbox)?;
-                        }
-                        MailboxStatus::Disabled { reason } => {
-                            writeln!(out, "{}\tdisabled\t-\t{reason}", entry.mailbox)?;
-                        }
+            if let Some(reason) = enabled.still_locked {
+                writeln!(out, "{mailbox} stays locked: {reason}")?;
+            }
+        }
+        MailboxCommand::List => {
+            for entry in admin.mailbox_states().await? {
+                match entry.status {
+                    MailboxStatus::Locked { reason, until } => {
+                        let until = until.map_or_else(|| "-".to_string(), date);
+                        writeln!(out, "{}\tlocked\t{until}\t{reason}", entry.mailbox)?;
+                    }
+                    MailboxStatus::Disabled { reason } => {
+                        writeln!(out, "{}\tdisabled\t-\t{reason}", entry.mailbox)?;
                     }
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// An argument error in the words of the flags: `--reason ...`, `--for ...`.
