@@ -12,6 +12,7 @@ use pillarbox_admin::{Admin, AdminError, PasswordStatus, Scheme};
 
 use crate::password_prompt::{self, PromptError};
 
+/// What `pillarbox users` can do.
 #[derive(Debug, clap::Subcommand)]
 pub enum UsersCommand {
     /// Add a user with a new password.
