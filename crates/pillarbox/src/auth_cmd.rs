@@ -2,11 +2,11 @@
 //! logins, with the reason and expiry, and lifting a ban.
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::ExitCode;
 
-use pillarbox_store::state::StateDb;
+use pillarbox_admin::Admin;
 
+/// What `pillarbox auth` can do.
 #[derive(clap::Subcommand)]
 pub enum AuthCommand {
     /// List banned addresses with reason and expiry.
@@ -15,28 +15,26 @@ pub enum AuthCommand {
     Unban { address: IpAddr },
 }
 
-pub fn run(cmd: AuthCommand, state_path: &Path) -> anyhow::Result<ExitCode> {
-    let db = StateDb::open(state_path)?;
-    let now = pillarbox_server::services::Clock::now(&pillarbox_server::services::SystemClock);
+/// Runs `cmd` against the state store of `admin`; prints what it found or did.
+/// An unban of an address that was not banned exits with 1.
+pub fn run(cmd: AuthCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
     match cmd {
         AuthCommand::Bans => {
-            let bans = db.list_bans(now)?;
+            let bans = crate::block_on(admin.bans())??;
             if bans.is_empty() {
                 println!("no bans");
             }
-            for (ip, ban) in bans {
-                let until = match ban.until {
-                    Some(t) => format!("until {} ({}s from now)", t, t.saturating_sub(now)),
-                    None => "until lifted".to_string(),
+            for ban in bans {
+                let until = match (ban.until, ban.remaining) {
+                    (Some(t), Some(left)) => format!("until {t} ({left}s from now)"),
+                    _ => "until lifted".to_string(),
                 };
-                println!("{ip}\t{until}\t{}", ban.reason);
+                println!("{}\t{until}\t{}", ban.address, ban.reason);
             }
             Ok(ExitCode::SUCCESS)
         }
         AuthCommand::Unban { address } => {
-            let was = db.unban(&address.to_string())?;
-            db.clear_auth_failures(&address.to_string())?;
-            if was {
+            if crate::block_on(admin.unban(address))??.was_banned {
                 println!("{address}: ban lifted");
                 Ok(ExitCode::SUCCESS)
             } else {

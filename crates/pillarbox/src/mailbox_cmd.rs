@@ -1,22 +1,18 @@
-//! `pillarbox mailbox`: lock a mailbox for maintenance, disable it, and undo either
-//! (issue 4 point 3).
+//! `pillarbox mailbox`: lock a mailbox for maintenance, disable it, undo either,
+//! list the states.
 //!
 //! The state lives in `<data_dir>/state.sqlite`, which the running server reads at
 //! every RCPT and again at the end of data; so a lock takes effect at once, even on
 //! deliveries already under way, without signalling the server.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, Context};
+use pillarbox_admin::{Admin, AdminError, MailboxStatus, Reason};
 use pillarbox_server::config::parse_duration;
 use pillarbox_server::received::rfc5322_date;
-use pillarbox_store::state::{MailboxState, StateDb};
-
-/// Longest reason we store: it is shown in listings and logs, not a document.
-const MAX_REASON: usize = 200;
 
 /// What `pillarbox mailbox` can do.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -57,180 +53,102 @@ pub enum MailboxCommand {
     List,
 }
 
-/// Runs `cmd` against the state database at `state_path`; a user given without
-/// `@` is taken to be in `default_domain`. Prints what it did on stdout.
-pub fn run(
-    cmd: MailboxCommand,
-    state_path: &Path,
-    default_domain: &str,
-) -> anyhow::Result<ExitCode> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Runs `cmd` against the state store of `admin`; a user given without `@` is
+/// taken to be in the primary domain. Prints what it did on stdout.
+pub fn run(cmd: MailboxCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    run_at(cmd, state_path, default_domain, now, &mut out)
+    run_to(cmd, admin, &mut out)
 }
 
-/// [`run`] at unix time `now`, writing to `out`.
-fn run_at(
-    cmd: MailboxCommand,
-    state_path: &Path,
-    default_domain: &str,
-    now: u64,
-    out: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
-    // Check the arguments before touching (or creating) the database.
-    let action = Action::parse(cmd, default_domain)?;
-    let db = StateDb::open(state_path)?;
-    match action {
-        Action::Lock {
-            mailbox,
+/// [`run`], writing to `out`.
+fn run_to(cmd: MailboxCommand, admin: &Admin, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    crate::block_on(execute(cmd, admin, out))?.map_err(flag_error)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the arguments, then acts. The state database is opened (or created) by
+/// the first operation on it, so bad arguments never create it.
+async fn execute(cmd: MailboxCommand, admin: &Admin, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cmd {
+        MailboxCommand::Lock {
+            user,
             reason,
             duration,
         } => {
-            let until = duration.map(|d| now.saturating_add(d));
-            db.lock(&mailbox, &reason, until)?;
-            match until {
+            let mailbox = admin.mailbox_name(&user)?;
+            let reason = Reason::new(&reason)?;
+            let duration = duration.as_deref().map(lock_duration).transpose()?;
+            let locked = admin.lock_mailbox(&mailbox, &reason, duration).await?;
+            match locked.until {
                 Some(t) => writeln!(out, "locked {mailbox} until {}: {reason}", date(t))?,
                 None => writeln!(out, "locked {mailbox} until unlocked: {reason}")?,
             }
         }
-        Action::Unlock { mailbox } => {
-            if db.unlock(&mailbox)? {
+        MailboxCommand::Unlock { user } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let unlocked = admin.unlock_mailbox(&mailbox).await?;
+            if unlocked.was_locked {
                 writeln!(out, "unlocked {mailbox}")?;
             } else {
                 writeln!(out, "{mailbox} was not locked")?;
             }
-            if let MailboxState::Disabled { reason } = db.mailbox_state(&mailbox, now)? {
+            if let Some(reason) = unlocked.still_disabled {
                 writeln!(out, "{mailbox} stays disabled: {reason}")?;
             }
         }
-        Action::Disable { mailbox, reason } => {
-            db.disable(&mailbox, &reason)?;
+        MailboxCommand::Disable { user, reason } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let reason = Reason::new(&reason)?;
+            admin.disable_mailbox(&mailbox, &reason).await?;
             writeln!(out, "disabled {mailbox}: {reason}")?;
         }
-        Action::Enable { mailbox } => {
-            if db.enable(&mailbox)? {
+        MailboxCommand::Enable { user } => {
+            let mailbox = admin.mailbox_name(&user)?;
+            let enabled = admin.enable_mailbox(&mailbox).await?;
+            if enabled.was_disabled {
                 writeln!(out, "enabled {mailbox}")?;
             } else {
                 writeln!(out, "{mailbox} was not disabled")?;
             }
-            if let MailboxState::Locked { reason, .. } = db.mailbox_state(&mailbox, now)? {
+            if let Some(reason) = enabled.still_locked {
                 writeln!(out, "{mailbox} stays locked: {reason}")?;
             }
         }
-        Action::List => {
-            for (mailbox, state) in db.list_mailbox_states(now)? {
-                match state {
-                    MailboxState::Open => {}
-                    MailboxState::Locked { reason, until } => {
+        MailboxCommand::List => {
+            for entry in admin.mailbox_states().await? {
+                match entry.status {
+                    MailboxStatus::Locked { reason, until } => {
                         let until = until.map_or_else(|| "-".to_string(), date);
-                        writeln!(out, "{mailbox}\tlocked\t{until}\t{reason}")?;
+                        writeln!(out, "{}\tlocked\t{until}\t{reason}", entry.mailbox)?;
                     }
-                    MailboxState::Disabled { reason } => {
-                        writeln!(out, "{mailbox}\tdisabled\t-\t{reason}")?;
+                    MailboxStatus::Disabled { reason } => {
+                        writeln!(out, "{}\tdisabled\t-\t{reason}", entry.mailbox)?;
                     }
                 }
             }
         }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// A command with its arguments checked and normalised.
-enum Action {
-    Lock {
-        mailbox: String,
-        reason: String,
-        /// Seconds.
-        duration: Option<u64>,
-    },
-    Unlock {
-        mailbox: String,
-    },
-    Disable {
-        mailbox: String,
-        reason: String,
-    },
-    Enable {
-        mailbox: String,
-    },
-    List,
-}
-
-impl Action {
-    fn parse(cmd: MailboxCommand, default_domain: &str) -> anyhow::Result<Self> {
-        let mailbox = |user: &str| mailbox_name(user, default_domain);
-        Ok(match cmd {
-            MailboxCommand::Lock {
-                user,
-                reason,
-                duration,
-            } => Action::Lock {
-                mailbox: mailbox(&user)?,
-                reason: checked_reason(&reason)?,
-                duration: duration.as_deref().map(lock_duration).transpose()?,
-            },
-            MailboxCommand::Unlock { user } => Action::Unlock {
-                mailbox: mailbox(&user)?,
-            },
-            MailboxCommand::Disable { user, reason } => Action::Disable {
-                mailbox: mailbox(&user)?,
-                reason: checked_reason(&reason)?,
-            },
-            MailboxCommand::Enable { user } => Action::Enable {
-                mailbox: mailbox(&user)?,
-            },
-            MailboxCommand::List => Action::List,
-        })
+/// An argument error in the words of the flags: `--reason ...`, `--for ...`.
+fn flag_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<AdminError>() {
+        Some(
+            reason @ (AdminError::EmptyReason
+            | AdminError::ReasonNotOneLine
+            | AdminError::ReasonTooLong { .. }),
+        ) => anyhow!("--{reason}"),
+        Some(AdminError::ZeroDuration) => anyhow!("--for must be longer than zero"),
+        _ => e,
     }
 }
 
-/// `user@domain`, lower-cased, the way the server looks mailboxes up.
-fn mailbox_name(user: &str, default_domain: &str) -> anyhow::Result<String> {
-    let user = user.trim();
-    let full = if user.contains('@') {
-        user.to_string()
-    } else if default_domain.is_empty() {
-        bail!("{user:?} has no domain and no local domain is configured: write user@domain");
-    } else {
-        format!("{user}@{default_domain}")
-    };
-    let usable = full
-        .rsplit_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !full.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !usable {
-        bail!("{user:?} is not a mailbox: write user@domain or user");
-    }
-    Ok(full.to_lowercase())
-}
-
-/// The reason as stored: one printable line (it goes into logs and listings).
-fn checked_reason(reason: &str) -> anyhow::Result<String> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        bail!("--reason must not be empty");
-    }
-    if reason.chars().any(char::is_control) {
-        bail!("--reason must be one line of text without control characters");
-    }
-    if reason.chars().count() > MAX_REASON {
-        bail!("--reason is longer than {MAX_REASON} characters");
-    }
-    Ok(reason.to_string())
-}
-
-/// `--for` in whole seconds (a fraction of a second rounds up).
-fn lock_duration(text: &str) -> anyhow::Result<u64> {
-    let d = parse_duration(text)
-        .with_context(|| format!("--for {text:?} is not a duration (write e.g. 30m, 2h, 1d)"))?;
-    if d.is_zero() {
-        bail!("--for must be longer than zero");
-    }
-    Ok(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+/// `--for` as a duration (the lock rounds a fraction of a second up).
+fn lock_duration(text: &str) -> anyhow::Result<Duration> {
+    parse_duration(text)
+        .with_context(|| format!("--for {text:?} is not a duration (write e.g. 30m, 2h, 1d)"))
 }
 
 /// A unix time as an RFC 5322 date in UTC.
@@ -241,24 +159,36 @@ fn date(t: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pillarbox_server::config::Config;
+    use pillarbox_store::state::{MailboxState, StateDb};
 
     const NOW: u64 = 1_700_000_000;
 
     struct Env {
         _dir: tempfile::TempDir,
+        cfg: Config,
         path: std::path::PathBuf,
     }
 
     impl Env {
         fn new() -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("data").join("state.sqlite");
-            Env { _dir: dir, path }
+            let mut cfg = Config::embedded();
+            cfg.data_dir = dir.path().join("data");
+            cfg.users.file = Some(dir.path().join("users"));
+            cfg.domains.local = vec!["example.test".to_string()];
+            let path = cfg.state_path();
+            Env {
+                _dir: dir,
+                cfg,
+                path,
+            }
         }
 
         fn run(&self, cmd: MailboxCommand, now: u64) -> anyhow::Result<String> {
             let mut out = Vec::new();
-            run_at(cmd, &self.path, "example.test", now, &mut out)?;
+            let admin = Admin::open(self.cfg.clone()).with_clock(move || now);
+            run_to(cmd, &admin, &mut out)?;
             Ok(String::from_utf8(out).expect("utf-8"))
         }
 
@@ -373,12 +303,25 @@ mod tests {
             .run(lock("alice", "x", Some("soon")), NOW)
             .expect_err("bad duration");
         assert!(err.to_string().contains("soon"), "{err}");
-    }
-
-    #[test]
-    fn sub_second_durations_round_up() {
-        assert_eq!(lock_duration("500ms").expect("duration"), 1);
-        assert_eq!(lock_duration("2h").expect("duration"), 7_200);
+        for (cmd, text) in [
+            (
+                lock("alice", "x", Some("0s")),
+                "--for must be longer than zero",
+            ),
+            (lock("alice", " ", None), "--reason must not be empty"),
+            (
+                lock("alice", "a\tb", None),
+                "--reason must be one line of text without control characters",
+            ),
+            (
+                lock("alice", &"x".repeat(201), None),
+                "--reason is longer than 200 characters",
+            ),
+        ] {
+            let err = env.run(cmd, NOW).expect_err("refused");
+            assert_eq!(err.to_string(), text);
+        }
+        assert!(!env.path.exists(), "still no database");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `pillarbox`: the one binary; its subcommands parse arguments and print,
-//! the work is in the library crates.
+//! `pillarbox`: the one binary. Its subcommands parse arguments and print;
+//! the work is in the library crates (`pillarbox_server` serves,
+//! `pillarbox_admin` runs the management commands, `pillarbox_bench` loads).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use pillarbox_admin::Admin;
 use pillarbox_server::config::{Config, LogFormat};
 use pillarbox_server::Server;
 
@@ -15,6 +17,7 @@ mod auth_cmd;
 mod bench;
 mod explain;
 mod mailbox_cmd;
+mod password_prompt;
 mod probe;
 mod quota_cmd;
 mod users_cmd;
@@ -97,6 +100,22 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     })
 }
 
+/// The administration operations on a management command's config; the state
+/// database is opened only by a command that needs it.
+fn load_admin(path: Option<&std::path::Path>) -> anyhow::Result<Admin> {
+    load_config(path).map(Admin::open)
+}
+
+/// Runs `future` to completion on a small single-threaded runtime: the management
+/// commands that ask the state store.
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -105,15 +124,17 @@ fn main() -> ExitCode {
         Command::Explain(args) => Ok(explain::run(&args)),
         Command::Probe(args) => Ok(probe::run(&args)),
         Command::Bench(args) => Ok(bench::run(&args)),
-        Command::Users { config, cmd } => load_config(config.as_deref())
-            .and_then(|c| users_cmd::run(cmd, &c.users_file(), c.primary_domain())),
-        Command::Mailbox { config, cmd } => load_config(config.as_deref())
-            .and_then(|c| mailbox_cmd::run(cmd, &c.state_path(), c.primary_domain())),
+        Command::Users { config, cmd } => {
+            load_admin(config.as_deref()).and_then(|a| users_cmd::run(cmd, &a))
+        }
+        Command::Mailbox { config, cmd } => {
+            load_admin(config.as_deref()).and_then(|a| mailbox_cmd::run(cmd, &a))
+        }
         Command::Auth { config, cmd } => {
-            load_config(config.as_deref()).and_then(|c| auth_cmd::run(cmd, &c.state_path()))
+            load_admin(config.as_deref()).and_then(|a| auth_cmd::run(cmd, &a))
         }
         Command::Quota { config, cmd } => {
-            load_config(config.as_deref()).and_then(|c| quota_cmd::run(cmd, &c))
+            load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
         }
     };
     match result {

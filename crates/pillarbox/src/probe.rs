@@ -9,7 +9,6 @@
 //! transient failure (4xx) and a permanent one (5xx) apart.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -285,38 +284,14 @@ fn local_hostname() -> String {
 /// Asks for the password on the terminal with echo off. Without a terminal
 /// (CI, a pipe) it refuses: use --password-env.
 fn prompt_password(prompt: &str) -> Result<String, String> {
-    use std::os::fd::AsRawFd;
-    let no_tty =
-        |e: std::io::Error| format!("cannot ask for the password ({e}): use --password-env VAR");
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(no_tty)?;
-    let fd = tty.as_raw_fd();
-    // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    let have_termios = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
-    if have_termios {
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: fd is open; quiet is a copy of the terminal's own settings.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    }
-    let mut writer = &tty;
-    let _ = writer.write_all(prompt.as_bytes());
-    let _ = writer.flush();
-    let mut line = String::new();
-    let read = std::io::BufReader::new(&tty)
-        .take(4096)
-        .read_line(&mut line);
-    if have_termios {
-        // SAFETY: restores the settings read above on the same fd.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    }
-    read.map_err(no_tty)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    crate::password_prompt::ask_hidden(prompt)
+        .map(|answer| answer.text)
+        .map_err(|e| {
+            format!(
+                "cannot ask for the password ({}): use --password-env VAR",
+                e.io()
+            )
+        })
 }
 
 /// A small RFC 5322 message with a Date and Message-ID, CRLF line ends.

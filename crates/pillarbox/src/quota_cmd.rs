@@ -3,12 +3,9 @@
 
 use std::process::ExitCode;
 
-use pillarbox_server::config::Config;
-use pillarbox_server::directory::Directory;
-use pillarbox_server::policy::limit_for;
-use pillarbox_store::quota::{self, QuotaLimit, Usage};
-use pillarbox_store::{MailboxAddr, MaildirStore};
+use pillarbox_admin::{Admin, QuotaReport};
 
+/// What `pillarbox quota` can do.
 #[derive(clap::Subcommand)]
 pub enum QuotaCommand {
     /// Show a mailbox's usage and limits.
@@ -20,30 +17,17 @@ pub enum QuotaCommand {
     Recalc { user: String },
 }
 
-pub fn run(cmd: QuotaCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let (QuotaCommand::Get { user } | QuotaCommand::Recalc { user }) = &cmd;
-    let (local, domain) = match user.rsplit_once('@') {
-        Some((l, d)) => (l.to_lowercase(), d.to_lowercase()),
-        None => (user.to_lowercase(), cfg.primary_domain().to_lowercase()),
+/// Runs `cmd` on the Maildirs of `admin`'s config; prints the usage.
+pub fn run(cmd: QuotaCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
+    let report = match &cmd {
+        QuotaCommand::Get { user } => admin.quota(user)?,
+        QuotaCommand::Recalc { user } => admin.recalc_quota(user)?,
     };
-    let mb = MailboxAddr::new(domain, local)?;
-    let users_file = cfg.users_file();
-    let users = Directory::open(users_file, cfg.primary_domain());
-    let limit = limit_for(&cfg.quota, &users.current(), &mb);
-    // Not MaildirStore::open: the server may be running on this data directory.
-    let maildir = MaildirStore::maildir_path_in(&cfg.data_dir, &mb);
-    if !maildir.is_dir() {
-        anyhow::bail!("{mb} has no Maildir at {}", maildir.display());
-    }
-    let usage = match cmd {
-        QuotaCommand::Get { .. } => quota::peek(&maildir, &limit)?,
-        QuotaCommand::Recalc { .. } => quota::recalc(&maildir, &limit)?,
-    };
-    println!("{}", describe(&mb, usage, &limit));
+    println!("{}", describe(&report));
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(mb: &MailboxAddr, u: Usage, limit: &QuotaLimit) -> String {
+fn describe(report: &QuotaReport) -> String {
     let of = |used: u64, lim: Option<u64>, unit: &str| match lim {
         Some(l) => format!(
             "{used} of {l} {unit} ({}%)",
@@ -51,9 +35,11 @@ fn describe(mb: &MailboxAddr, u: Usage, limit: &QuotaLimit) -> String {
         ),
         None => format!("{used} {unit} (no limit)"),
     };
+    let f = &report.figures;
     format!(
-        "{mb}: storage {}, messages {}",
-        of(u.bytes, limit.bytes, "bytes"),
-        of(u.messages, limit.messages, "messages")
+        "{}: storage {}, messages {}",
+        report.mailbox,
+        of(f.bytes, f.bytes_limit, "bytes"),
+        of(f.messages, f.messages_limit, "messages")
     )
 }

@@ -3,17 +3,16 @@
 //! first line of standard input with `--password-stdin`; never from the command
 //! line, where `ps` and shell history would show it. `list` never prints hashes.
 
-use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use pillarbox_store::password::{self, PasswordError, Scheme, StoredPassword};
-use pillarbox_store::users::{self, UserDirectory};
+use pillarbox_admin::{Admin, AdminError, PasswordStatus, Scheme};
 
+use crate::password_prompt::{self, PromptError};
+
+/// What `pillarbox users` can do.
 #[derive(Debug, clap::Subcommand)]
 pub enum UsersCommand {
     /// Add a user with a new password.
@@ -53,101 +52,69 @@ fn parse_scheme(s: &str) -> Result<Scheme, String> {
     s.parse::<Scheme>().map_err(|e| e.to_string())
 }
 
-/// Runs one `users` command on `users_file`; a user named without a domain is at
-/// `default_domain`.
-pub fn run(cmd: UsersCommand, users_file: &Path, default_domain: &str) -> anyhow::Result<ExitCode> {
-    execute(
-        cmd,
-        users_file,
-        default_domain,
-        &mut read_password,
-        &mut io::stdout().lock(),
-    )
+/// Runs one `users` command on the users file of `admin`'s config; a user named
+/// without a domain is at the primary domain.
+pub fn run(cmd: UsersCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
+    execute(cmd, admin, &mut read_password, &mut io::stdout().lock())
 }
 
 /// `run` with the password source and the output passed in, for tests.
 fn execute(
     cmd: UsersCommand,
-    users_file: &Path,
-    default_domain: &str,
+    admin: &Admin,
     ask: &mut dyn FnMut(bool, &str) -> anyhow::Result<String>,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let name_of = |user: &str| -> String {
-        match user.rsplit_once('@') {
-            Some(_) => user.to_lowercase(),
-            None => format!("{}@{}", user, default_domain).to_lowercase(),
-        }
-    };
     match cmd {
         UsersCommand::Add {
             user,
             scheme,
             password_stdin,
         } => {
-            // Refuse before asking for a password nobody will use; add_user checks
+            // Refuse before asking for a password nobody will use; the add checks
             // again under the lock.
-            if find(users_file, default_domain, &user)?.is_some() {
-                bail!("user {} already exists", name_of(&user));
+            if admin.user(&user)?.is_some() {
+                return Err(AdminError::UserExists(admin.account_address(&user)).into());
             }
-            let password = ask(password_stdin, &name_of(&user))?;
-            let field = password::hash(scheme, &password)?;
-            let address = users::add_user(users_file, default_domain, &user, &field)?;
-            warn_plain(scheme);
-            writeln!(out, "added {address} ({scheme})")?;
+            let password = ask(password_stdin, &admin.account_address(&user))?;
+            let added = admin.add_user(&user, scheme, &password)?;
+            warn_plain(added.scheme);
+            writeln!(out, "added {} ({})", added.address, added.scheme)?;
         }
         UsersCommand::Passwd {
             user,
             scheme,
             password_stdin,
         } => {
-            let Some(current) = find(users_file, default_domain, &user)? else {
-                bail!("no user {}", name_of(&user));
-            };
-            let scheme = scheme.unwrap_or(match current {
-                Ok(Scheme::Plain) | Err(_) => Scheme::default(),
-                Ok(scheme) => scheme,
-            });
-            let password = ask(password_stdin, &name_of(&user))?;
-            let field = password::hash(scheme, &password)?;
-            users::set_password(users_file, default_domain, &user, &field)?;
-            warn_plain(scheme);
-            writeln!(out, "password of {} set ({scheme})", name_of(&user))?;
+            if admin.user(&user)?.is_none() {
+                return Err(AdminError::NoUser(admin.account_address(&user)).into());
+            }
+            let password = ask(password_stdin, &admin.account_address(&user))?;
+            let set = admin.set_password(&user, scheme, &password)?;
+            warn_plain(set.scheme);
+            writeln!(out, "password of {} set ({})", set.address, set.scheme)?;
         }
         UsersCommand::Del { user } => {
-            users::delete_user(users_file, default_domain, &user)?;
-            writeln!(out, "deleted {}", name_of(&user))?;
+            let deleted = admin.delete_user(&user)?;
+            writeln!(out, "deleted {}", deleted.address)?;
         }
         UsersCommand::List => {
-            let (dir, errors) = UserDirectory::load(users_file, default_domain)?;
-            for e in &errors {
-                eprintln!("warning: {}: {e}", users_file.display());
+            let list = admin.list_users()?;
+            for e in &list.warnings {
+                eprintln!("warning: {}: {e}", admin.config().users_file().display());
             }
-            for entry in &dir {
-                let scheme = match StoredPassword::parse(&entry.password) {
-                    Ok(p) => p.scheme().to_string(),
-                    Err(PasswordError::NoPassword) => "-".to_string(),
-                    // The error names the scheme and the fault, never the data.
-                    Err(e) => format!("invalid ({e})"),
+            for user in &list.users {
+                let scheme = match &user.password {
+                    PasswordStatus::Set(scheme) => scheme.to_string(),
+                    PasswordStatus::None => "-".to_string(),
+                    // The text names the scheme and the fault, never the data.
+                    PasswordStatus::Invalid(e) => format!("invalid ({e})"),
                 };
-                writeln!(out, "{}@{}\t{scheme}", entry.user, entry.domain)?;
+                writeln!(out, "{}\t{scheme}", user.address)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The user's current scheme (or why it has none), `None` when there is no such user.
-fn find(
-    users_file: &Path,
-    default_domain: &str,
-    user: &str,
-) -> anyhow::Result<Option<Result<Scheme, PasswordError>>> {
-    let (dir, _) = UserDirectory::load(users_file, default_domain)?;
-    let (local, domain) = user.rsplit_once('@').unwrap_or((user, default_domain));
-    Ok(dir
-        .lookup(local, domain)
-        .map(|e| StoredPassword::parse(&e.password).map(|p| p.scheme())))
 }
 
 fn warn_plain(scheme: Scheme) {
@@ -157,100 +124,53 @@ fn warn_plain(scheme: Scheme) {
 }
 
 /// The new password: the first line of standard input, or asked twice on the
-/// terminal.
+/// terminal. An empty one is refused by the add or the change.
 fn read_password(from_stdin: bool, user: &str) -> anyhow::Result<String> {
-    let password = if from_stdin {
+    if from_stdin {
         let mut line = String::new();
         io::stdin()
             .lock()
             .read_line(&mut line)
             .context("read the password from standard input")?;
-        strip_line_end(line)
-    } else {
-        let first = prompt_hidden(&format!("New password for {user}: "))?;
-        let second = prompt_hidden("Retype the new password: ")?;
-        if first != second {
-            bail!("the passwords do not match");
-        }
-        first
-    };
-    if password.is_empty() {
-        bail!("empty password");
+        return Ok(password_prompt::strip_line_end(line));
     }
-    Ok(password)
+    let first = prompt_hidden(&format!("New password for {user}: "))?;
+    let second = prompt_hidden("Retype the new password: ")?;
+    if first != second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
 }
 
-fn strip_line_end(mut line: String) -> String {
-    if line.ends_with('\n') {
-        line.pop();
-        if line.ends_with('\r') {
-            line.pop();
-        }
-    }
-    line
-}
-
-/// Asks on /dev/tty with echo off, so the password is neither shown nor read from
-/// a redirected standard input by mistake.
+/// One answer on the terminal, with echo off.
 fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
-    let mut tty = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .context("no terminal to ask for the password on; use --password-stdin")?;
-    let echo = EchoOff::new(&tty)?;
-    tty.write_all(prompt.as_bytes())?;
-    tty.flush()?;
-    let mut line = String::new();
-    BufReader::new(&tty)
-        .read_line(&mut line)
-        .context("read the password from the terminal")?;
-    drop(echo);
-    if !line.ends_with('\n') {
-        // End of input (Ctrl-D): no newline was echoed.
-        tty.write_all(b"\n")?;
-        bail!("no password entered");
-    }
-    Ok(strip_line_end(line))
-}
-
-/// Terminal echo switched off (the newline still echoed) until dropped.
-struct EchoOff {
-    fd: i32,
-    saved: libc::termios,
-}
-
-impl EchoOff {
-    fn new(tty: &fs::File) -> anyhow::Result<EchoOff> {
-        let fd = tty.as_raw_fd();
-        // SAFETY: termios is plain data; tcgetattr fills it on success.
-        let mut term: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: fd is open for the lifetime of `tty`, term is a valid pointer.
-        if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
-            return Err(io::Error::last_os_error()).context("read terminal settings");
+    match password_prompt::ask_hidden(prompt) {
+        Ok(answer) if answer.complete => Ok(answer.text),
+        Ok(_) => bail!("no password entered"),
+        Err(PromptError::NoTerminal(e)) => {
+            Err(e).context("no terminal to ask for the password on; use --password-stdin")
         }
-        let saved = term;
-        term.c_lflag &= !libc::ECHO;
-        term.c_lflag |= libc::ECHONL;
-        // SAFETY: as above.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) } != 0 {
-            return Err(io::Error::last_os_error()).context("switch terminal echo off");
-        }
-        Ok(EchoOff { fd, saved })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings read in `new` on the same descriptor, which
-        // outlives this guard.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        Err(e) => Err(e.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    use pillarbox_server::config::Config;
+    use pillarbox_store::users::UserDirectory;
+
+    /// An [`Admin`] on the users file `path`, primary domain `example.test`.
+    fn admin(path: &Path) -> Admin {
+        let mut cfg = Config::embedded();
+        cfg.users.file = Some(path.to_path_buf());
+        cfg.data_dir = path.with_file_name("data");
+        cfg.domains.local = vec!["example.test".to_string()];
+        Admin::open(cfg)
+    }
 
     fn users_file() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -262,7 +182,7 @@ mod tests {
     fn exec(path: &Path, cmd: UsersCommand, password: &str) -> anyhow::Result<String> {
         let mut out = Vec::new();
         let mut asked = |_stdin: bool, _user: &str| Ok(password.to_string());
-        execute(cmd, path, "example.test", &mut asked, &mut out)?;
+        execute(cmd, &admin(path), &mut asked, &mut out)?;
         Ok(String::from_utf8(out).expect("utf-8"))
     }
 
@@ -304,8 +224,7 @@ mod tests {
         };
         let err = execute(
             add("ALICE@example.test", Scheme::Plain),
-            &path,
-            "example.test",
+            &admin(&path),
             &mut ask,
             &mut Vec::new(),
         )
@@ -372,13 +291,5 @@ mod tests {
         assert!(lines[1].starts_with("b@example.test\tinvalid (unknown password scheme"));
         assert!(lines[2].starts_with("c@example.test\tinvalid (malformed ARGON2ID"));
         assert!(!list.contains("junk"), "{list}");
-    }
-
-    #[test]
-    fn password_line_end_is_not_part_of_the_password() {
-        assert_eq!(strip_line_end("pw\n".into()), "pw");
-        assert_eq!(strip_line_end("pw\r\n".into()), "pw");
-        assert_eq!(strip_line_end("pw".into()), "pw");
-        assert_eq!(strip_line_end("p w \n".into()), "p w ");
     }
 }

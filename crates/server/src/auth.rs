@@ -18,12 +18,7 @@ use crate::services::Services;
 const MAX_DELAY: Duration = Duration::from_secs(15);
 
 /// `user@domain` in lower case; a bare user name is at `primary_domain`.
-pub fn account(authcid: &str, primary_domain: &str) -> (String, String) {
-    match authcid.rsplit_once('@') {
-        Some((l, d)) => (l.to_lowercase(), d.to_lowercase()),
-        None => (authcid.to_lowercase(), primary_domain.to_lowercase()),
-    }
-}
+pub use pillarbox_store::users::split_account as account;
 
 /// What to do after a failed AUTH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -173,6 +173,18 @@ pub fn lowercase(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Splits an account name as people and clients write it, `user@domain` or a bare
+/// `user` at `default_domain`, into `(local part, domain)`, both lower-cased. The
+/// split is at the last `@`, so a local part may itself hold one. Nothing is
+/// checked: callers that store or deliver to the name validate the parts (see
+/// [`add_user`], [`MailboxAddr::new`]).
+pub fn split_account(name: &str, default_domain: &str) -> (String, String) {
+    match name.rsplit_once('@') {
+        Some((local, domain)) => (local.to_lowercase(), domain.to_lowercase()),
+        None => (name.to_lowercase(), default_domain.to_lowercase()),
+    }
+}
+
 impl<'a> IntoIterator for &'a UserDirectory {
     type Item = &'a UserEntry;
     type IntoIter = std::slice::Iter<'a, UserEntry>;
@@ -925,5 +937,14 @@ carol@other.test";
                 .stored_password(),
             Err(PasswordError::NoPassword)
         ));
+    }
+
+    #[test]
+    fn split_account_lower_cases_and_splits_at_the_last_at() {
+        let split = |name| split_account(name, "Example.TEST");
+        assert_eq!(split("Alice"), ("alice".into(), "example.test".into()));
+        assert_eq!(split("Bob@Other.Test"), ("bob".into(), "other.test".into()));
+        assert_eq!(split("\"a@b\"@c.test"), ("\"a@b\"".into(), "c.test".into()));
+        assert_eq!(split("@x.test"), (String::new(), "x.test".into()));
     }
 }
