@@ -1,4 +1,6 @@
-//! Every reply the Pillarbox server sends: the rows of `shared/REPLIES.md`.
+//! Every reply the Pillarbox server sends, one row per situation; the same
+//! table is published as `docs/REPLY-CONTRACT.md` ([`markdown`] writes it, a
+//! test keeps the file equal to it).
 //!
 //! This is the one place a reply code is spelled. The server and the session
 //! build replies with [`Row::reply`] or [`Row::reply_with`]; a `{}` in a row's
@@ -17,14 +19,29 @@ pub struct Spec {
 }
 
 macro_rules! rows {
-    ($( $(#[$m:meta])* $name:ident = $code:literal $(($e:literal, $s:literal, $d:literal))? , $text:literal ;)*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident = $code:literal $(($e:literal, $s:literal, $d:literal))? , $text:literal ;)*) => {
         /// A situation of the reply contract.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Row { $( $(#[$m])* $name, )* }
+        pub enum Row { $( $(#[doc = $doc])* $name, )* }
 
         impl Row {
             /// Every row, in contract order.
             pub const ALL: &'static [Row] = &[ $( Row::$name, )* ];
+
+            /// The row's name, as spelled in the source (`MailboxFull`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Row::$name => stringify!($name), )*
+                }
+            }
+
+            /// The row's doc comment lines (what the situation is, or why the
+            /// reply looks the way it does); empty for most rows.
+            pub const fn notes(self) -> &'static [&'static str] {
+                match self {
+                    $( Row::$name => &[ $( $doc, )* ], )*
+                }
+            }
 
             pub const fn spec(self) -> Spec {
                 match self {
@@ -166,6 +183,44 @@ fn fill(text: &str, detail: &str) -> String {
         }
         None => text.to_owned(),
     }
+}
+
+/// The contract as a Markdown table (row, code, enhanced code, text, notes),
+/// the content of `docs/REPLY-CONTRACT.md`.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "Generated from `crates/codes/src/contract.rs`; do not edit by hand. Regenerate with \
+         `UPDATE_GOLDEN=1 cargo test -p pillarbox-codes --test reply_contract_doc`.\n\n\
+         # Reply contract\n\n\
+         Every reply the Pillarbox server sends, one row per situation, in the order of \
+         `crates/codes/src/contract.rs`. In the text, `{}` is where the situation's \
+         detail goes (a host name, a queue id, a number of seconds). A row without an \
+         enhanced code is sent without one.\n\n\
+         | Row | Code | Enhanced | Text | Notes |\n\
+         |-----|------|----------|------|-------|\n",
+    );
+    for row in Row::ALL {
+        let spec = row.spec();
+        let enhanced = match spec.enhanced {
+            Some((c, s, d)) => format!("{c}.{s}.{d}"),
+            None => "—".to_owned(),
+        };
+        let notes: Vec<&str> = row.notes().iter().map(|n| n.trim()).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | `{}` | {} |\n",
+            row.name(),
+            spec.code,
+            enhanced,
+            cell(spec.text),
+            cell(&notes.join(" ")),
+        ));
+    }
+    out
+}
+
+/// `text` made safe for one Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 #[cfg(test)]

@@ -1,10 +1,56 @@
 //! `pillarbox explain` run as a binary, on whole replies as providers send
 //! them, on pairs, as JSON, in every language and on unknown input.
+//!
+//! Some renderings are pinned whole in `tests/golden/explain/`: the output is
+//! compared byte for byte with the file. After a deliberate change to the
+//! output, rewrite them with
+//! `UPDATE_GOLDEN=1 cargo test -p pillarbox --test explain` and review the diff.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pillarbox_codes::Lang;
 use serde_json::Value;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/explain")
+}
+
+/// Whether `actual` is the content of golden file `name`; with
+/// `UPDATE_GOLDEN=1`, writes it there instead. Returns a description of the
+/// mismatch, if any.
+fn golden(name: &str, actual: &str) -> Option<String> {
+    let path = golden_dir().join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(golden_dir()).expect("create golden dir");
+        std::fs::write(&path, actual).expect("write golden file");
+        return None;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (UPDATE_GOLDEN=1 cargo test -p pillarbox --test explain writes it)",
+            path.display()
+        )
+    });
+    (expected != actual).then(|| {
+        format!(
+            "{} differs from the output (rerun with UPDATE_GOLDEN=1 to accept it):\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        )
+    })
+}
+
+/// Asserts that every `(golden file, output)` pair matches, naming all that do not.
+fn assert_golden(pairs: &[(String, String)]) {
+    let wrong: Vec<String> = pairs.iter().filter_map(|(n, a)| golden(n, a)).collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+fn ok_stdout(args: &[&str]) -> String {
+    let o = explain(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
 
 fn explain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pillarbox"))
@@ -150,6 +196,22 @@ fn bare_codes_are_explained() {
 }
 
 #[test]
+fn pinned_renderings_match_their_golden_files() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("452.txt", &["452"]),
+        ("4.2.2.txt", &["4.2.2"]),
+        ("235-452.txt", &["235", "452"]),
+        ("ja-452.txt", &["--lang", "ja", "452"]),
+        ("452.json", &["--json", "452"]),
+    ];
+    let pairs: Vec<(String, String)> = cases
+        .iter()
+        .map(|(name, args)| (name.to_string(), ok_stdout(args)))
+        .collect();
+    assert_golden(&pairs);
+}
+
+#[test]
 fn two_codes_are_compared_side_by_side() {
     let o = explain(&["235", "452"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -200,38 +262,53 @@ fn two_whole_replies_are_compared() {
 
 #[test]
 fn every_language_gives_headings_and_text_in_that_language() {
+    // A whole provider reply in each language, pinned: headings, labels and
+    // the registry's text as that language has them, the provider's text kept.
+    let pairs: Vec<(String, String)> = Lang::ALL
+        .into_iter()
+        .map(|lang| {
+            let out = ok_stdout(&["--lang", lang.tag(), GMAIL_OVER_QUOTA]);
+            assert!(
+                out.contains("over quota"),
+                "{lang}: provider text kept as given"
+            );
+            (format!("gmail-over-quota.{}.txt", lang.tag()), out)
+        })
+        .collect();
+    assert_golden(&pairs);
+    // No language without its file, no file without its language.
+    let mut files: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("gmail-over-quota."))
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = pairs.into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    assert_eq!(files, names);
+
     for lang in Lang::ALL {
-        let l = lang.labels();
-        let o = explain(&["--lang", lang.tag(), GMAIL_OVER_QUOTA]);
-        assert!(o.status.success(), "{lang}: {}", stderr(&o));
-        let out = stdout(&o);
-        for heading in [
-            l.provider_text,
-            l.meaning,
-            l.when,
-            l.actors,
-            l.retry,
-            l.fix_sender,
-            l.fix_operator,
-            l.findings,
-        ] {
-            assert!(out.contains(heading), "{lang}: {heading} missing in {out}");
-        }
+        let out = ok_stdout(&["--lang", lang.tag(), "235", "452"]);
         assert!(
-            out.contains("over quota"),
-            "{lang}: provider text kept as given"
+            out.contains("\n  1. "),
+            "{lang}: numbered differences in {out}"
         );
-        let o = explain(&["--lang", lang.tag(), "235", "452"]);
-        assert!(o.status.success(), "{lang}");
-        let out = stdout(&o);
-        assert!(out.contains(l.differences), "{lang}: {out}");
-        assert!(out.contains(l.right_reply), "{lang}: {out}");
+        assert!(out.contains("\n  2. "), "{lang}: {out}");
         let v = json(&["--lang", lang.tag(), "211", "354"]);
         assert_eq!(v["lang"], lang.tag());
-        assert_eq!(
-            v["sides"][0]["basic"]["class"]["name"], l.class_names[0],
-            "{lang}: class names in the language"
-        );
+        let class = &v["sides"][0]["basic"]["class"]["name"];
+        if lang == Lang::En {
+            assert_eq!(class, "positive completion");
+        } else {
+            assert!(
+                !out.contains("Key differences") && !out.contains("The right reply when"),
+                "{lang}: English headings in {out}"
+            );
+            assert_ne!(
+                class, "positive completion",
+                "{lang}: class names in the language"
+            );
+        }
         assert!(v["differences"].as_array().unwrap().len() >= 2);
     }
 }
@@ -271,8 +348,7 @@ fn unknown_code_is_a_clear_error_with_exit_2() {
 fn unknown_code_message_follows_the_language() {
     let o = explain(&["--lang", "ja", "431"]);
     assert_eq!(o.status.code(), Some(2));
-    let msg = pillarbox_codes::registry::fill(Lang::Ja.labels().unknown_code, &[("input", "431")]);
-    assert!(stderr(&o).contains(&msg), "{}", stderr(&o));
+    assert_golden(&[("ja-431.stderr.txt".into(), stderr(&o))]);
 }
 
 #[test]

@@ -77,6 +77,9 @@ impl Ticket<'_> {
 struct DirSync {
     state: Mutex<Rounds>,
     done: Condvar,
+    /// Test-only seam: run with the round's number just before its fsync.
+    #[cfg(test)]
+    before_sync: tests::Hook,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +122,8 @@ impl DirSync {
             st.started += 1;
             let round = st.started;
             drop(st);
+            #[cfg(test)]
+            self.before_sync.run(round);
             let result = File::open(dir).and_then(|d| d.sync_all());
             st = self.rounds();
             st.running = false;
@@ -135,6 +140,8 @@ impl DirSync {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Barrier};
+    use std::time::Duration;
 
     #[test]
     fn one_caller_syncs_once_each_time() {
@@ -148,32 +155,89 @@ mod tests {
         assert_eq!((st.started, st.finished), (3, 3));
     }
 
+    /// A test's code run just before each round's fsync (with the round's
+    /// number), so a test can hold a round open while others take tickets.
+    #[derive(Default)]
+    pub(super) struct Hook(Mutex<Option<Arc<HookFn>>>);
+
+    type HookFn = dyn Fn(u64) + Send + Sync;
+
+    impl Hook {
+        fn set(&self, f: impl Fn(u64) + Send + Sync + 'static) {
+            *self.0.lock().unwrap() = Some(Arc::new(f));
+        }
+
+        pub(super) fn run(&self, round: u64) {
+            let f = self.0.lock().unwrap().clone();
+            if let Some(f) = f {
+                f(round);
+            }
+        }
+    }
+
+    impl std::fmt::Debug for Hook {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hook")
+        }
+    }
+
     #[test]
     fn concurrent_callers_share_rounds_and_each_waits_for_a_later_one() {
+        const WAITERS: usize = 8;
         let dir = tempfile::tempdir().unwrap();
-        let syncs = Arc::new(DirSyncs::default());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (syncs, calls, path) = (syncs.clone(), calls.clone(), dir.path().to_owned());
-                std::thread::spawn(move || {
-                    for _ in 0..20 {
-                        syncs.ticket(&path).wait().unwrap();
+        let path = dir.path();
+        let syncs = DirSyncs::default();
+        // Creates the directory's entry, to hook its rounds.
+        let first = syncs.ticket(path);
+        let one = syncs.dirs.lock().unwrap()[path].clone();
+        // Round 1 stays open until the test lets it go.
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        one.before_sync.set(move |round| {
+            if round == 1 {
+                started_tx.send(()).unwrap();
+                release_rx.lock().unwrap().recv().unwrap();
+            }
+        });
+        let taken = Barrier::new(WAITERS + 1);
+        let calls = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                first.wait().unwrap();
+                calls.fetch_add(1, Ordering::Relaxed);
+            });
+            started
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the first caller runs round 1");
+            // Round 1 is running: tickets taken now may hold entries it missed.
+            let waiters: Vec<_> = (0..WAITERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let ticket = syncs.ticket(path);
+                        taken.wait();
+                        ticket.wait().unwrap();
                         calls.fetch_add(1, Ordering::Relaxed);
-                    }
+                        // The round that let this caller go.
+                        one.rounds().finished
+                    })
                 })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let one = syncs.dirs.lock().unwrap()[dir.path()].clone();
+                .collect();
+            taken.wait();
+            release.send(()).unwrap();
+            for w in waiters {
+                let finished = w.join().unwrap();
+                assert!(
+                    finished >= 2,
+                    "a ticket taken during round 1 was let go after round {finished}: it needs round 2"
+                );
+            }
+        });
         let st = one.rounds();
-        assert_eq!(calls.load(Ordering::Relaxed), 320);
-        assert_eq!(st.started, st.finished);
+        assert_eq!(calls.load(Ordering::Relaxed), WAITERS + 1);
         assert!(!st.running);
-        // Never more rounds than calls; fewer whenever callers overlapped.
-        assert!(st.started <= 320, "{}", st.started);
+        // Round 1 for the first caller, then one round for all the others.
+        assert_eq!((st.started, st.finished), (2, 2), "{} calls", WAITERS + 1);
     }
 
     #[test]
