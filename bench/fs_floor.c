@@ -27,7 +27,7 @@
  *            one after them). Two rounds, because a name must not reach the
  *            disk before the data it names: with one round after the link, a
  *            crash can leave an empty file in new/.
- *   wal      not Pillarbox's design (DESIGN.md puts each message in its
+ *   wal      not Pillarbox's design (Pillarbox puts each message in its
  *            Maildir, fsync'd, before its 250): the message appended to a
  *            shared queue log written ahead of time (pwrite into blocks
  *            already allocated and written), acknowledged after a shared

@@ -1,4 +1,4 @@
-//! Authenticated submission end to end (issue 3): real clients (swaks, curl,
+//! Authenticated submission end to end: real clients (swaks, curl,
 //! Python smtplib, msmtp with GNU SASL for SCRAM-SHA-256) against the real
 //! binary on its submission (STARTTLS) and submissions (implicit TLS)
 //! listeners, users written by `pillarbox users add`.

@@ -1,5 +1,5 @@
 //! `pillarbox mailbox --config FILE lock|unlock|disable|enable|list` against the real
-//! binary (issue 4 point 3): the state lands in `<data_dir>/state.sqlite` and each
+//! binary: the state lands in `<data_dir>/state.sqlite` and each
 //! command is a separate process, so every step also shows the state persisting.
 
 mod common;

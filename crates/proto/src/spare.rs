@@ -3,7 +3,7 @@
 //! A busy session takes a receive buffer for every read, a body buffer for
 //! every chunk of message data and a write buffer for every message, and
 //! gives each back as soon as it is empty, so that an idle session holds
-//! none (issue 6: an idle connection costs no buffer). Allocating and freeing
+//! none (an idle connection costs no buffer). Allocating and freeing
 //! those buffers each time went through the allocator's slow paths (a 16 or
 //! 64 KiB block is too large for its per-thread caches), and a block freed on
 //! another thread than the one that allocated it takes that thread's arena
