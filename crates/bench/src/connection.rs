@@ -178,25 +178,25 @@ pub(crate) async fn transact(
         }
         ok
     };
-    let start;
+    // Without pipelining, MAIL and RCPT each wait for their reply, whether
+    // DATA or BDAT follows.
+    if !plan.pipeline {
+        for cmd in [&plan.mail, &plan.rcpt] {
+            send(io, cmd, t).await?;
+            let code = reply(rd, io, t).await?;
+            if !note(code, rd, stats, 250) {
+                return finish_refused(plan, c, stats, code).await;
+            }
+        }
+    }
     if plan.bdat {
+        send(io, &p.bdat, t).await?;
+        let start = Instant::now();
         if plan.pipeline {
-            send(io, &p.bdat, t).await?;
-            start = Instant::now();
             for _ in 0..2 {
                 let code = reply(rd, io, t).await?;
                 note(code, rd, stats, 250);
             }
-        } else {
-            for cmd in [&plan.mail, &plan.rcpt] {
-                send(io, cmd, t).await?;
-                let code = reply(rd, io, t).await?;
-                if !note(code, rd, stats, 250) {
-                    return finish_refused(plan, c, stats, code).await;
-                }
-            }
-            send(io, &p.bdat, t).await?;
-            start = Instant::now();
         }
         // The BDAT LAST reply (sent even when MAIL or RCPT failed).
         let code = reply(rd, io, t).await?;
@@ -218,13 +218,6 @@ pub(crate) async fn transact(
             return finish_refused(plan, c, stats, code).await;
         }
     } else {
-        for cmd in [&plan.mail, &plan.rcpt] {
-            send(io, cmd, t).await?;
-            let code = reply(rd, io, t).await?;
-            if !note(code, rd, stats, 250) {
-                return finish_refused(plan, c, stats, code).await;
-            }
-        }
         send(io, b"DATA\r\n", t).await?;
         let code = reply(rd, io, t).await?;
         if !note(code, rd, stats, 354) {
