@@ -166,3 +166,44 @@ fn greylisting_spares_trusted_networks() {
     c.expect("MAIL FROM:<a@sender.test>", 250);
     c.expect("RCPT TO:<alice@example.test>", 250);
 }
+
+#[test]
+fn an_unreadable_users_file_defers_unknown_names_and_keeps_known_users_flowing() {
+    let dir = TestDir::new(&Config {
+        catch_all: false,
+        ..Config::default()
+    });
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<x@remote.test>", 250);
+    c.expect("RCPT TO:<carol@example.test>", 550);
+    c.expect("RSET", 250);
+    // The file becomes unreadable (here: a directory where the file was).
+    let users = dir.path().join("users");
+    std::fs::rename(&users, dir.path().join("users.old")).unwrap();
+    std::fs::create_dir(&users).unwrap();
+    // The directory is looked at again at most once a second.
+    let mut deferred = None;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        c.expect("MAIL FROM:<x@remote.test>", 250);
+        let r = c.cmd("RCPT TO:<carol@example.test>").unwrap();
+        c.expect("RSET", 250);
+        if r.code != 550 {
+            deferred = Some(r);
+            break;
+        }
+    }
+    let r =
+        deferred.expect("carol still refused 550 four seconds after the file became unreadable");
+    assert_eq!(r.code, 451, "{r}");
+    assert!(r.text().contains("4.3.0"), "{r}");
+    // A user of the last good copy still gets mail.
+    c.expect("MAIL FROM:<x@remote.test>", 250);
+    c.expect("RCPT TO:<alice@example.test>", 250);
+    assert!(
+        dir.log().contains("users file unreadable"),
+        "the cause is logged"
+    );
+}

@@ -38,10 +38,15 @@ impl LocalRecipients {
         &self.primary
     }
 
-    /// The mailbox of `to`, or the refusal.
+    /// The mailbox of `to`, or the refusal. `users_current` says whether
+    /// `users` is the file as it is now: when the file could not be read, a
+    /// name it does not list may still be a user, so the answer is a
+    /// temporary `451 4.3.0`, never a `550` that would bounce mail for a
+    /// mailbox that exists.
     pub fn mailbox_of(
         &self,
         users: &UserDirectory,
+        users_current: bool,
         to: &ForwardPath,
         local_ip: IpAddr,
         relay_allowed: bool,
@@ -75,6 +80,10 @@ impl LocalRecipients {
         if user == "postmaster" || self.catch_all || users.lookup(&user, &domain).is_some() {
             return mailbox(&domain, &user);
         }
+        if !users_current {
+            tracing::warn!(to = %to, "the users file cannot be read: deferring a recipient it may list");
+            return Err(Row::LocalError.reply());
+        }
         Err(Row::NoSuchUser.reply())
     }
 }
@@ -88,6 +97,7 @@ impl Resolve for LocalRecipients {
         let users = s.users.current();
         let r = self.mailbox_of(
             &users,
+            s.users.healthy(),
             cx.to,
             cx.session.client.local_ip,
             cx.session.privileged(),

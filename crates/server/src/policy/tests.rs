@@ -140,6 +140,22 @@ async fn a_known_user_resolves_to_its_mailbox_and_an_unknown_one_is_refused() {
 }
 
 #[tokio::test]
+async fn an_unreadable_users_file_defers_names_it_does_not_list_instead_of_bouncing() {
+    let mut f = fixture(|_| {});
+    f.services.users = Arc::new(StaticUsers::parse(USERS, "example.test").unhealthy());
+    let c = stranger();
+    assert_eq!(
+        f.rcpt(&c, None, "carol@example.test").await,
+        Decision::Defer(Row::LocalError.reply())
+    );
+    // Users of the last good copy still get their mail.
+    assert!(matches!(
+        f.rcpt(&c, None, "alice@example.test").await,
+        Decision::Continue(_)
+    ));
+}
+
+#[tokio::test]
 async fn a_foreign_domain_is_relay_denied_unless_the_client_may_relay() {
     let f = fixture(|_| {});
     let c = stranger();
