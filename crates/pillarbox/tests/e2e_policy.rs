@@ -207,3 +207,72 @@ fn an_unreadable_users_file_defers_unknown_names_and_keeps_known_users_flowing()
         "the cause is logged"
     );
 }
+
+#[test]
+fn aliases_and_plus_addresses_reach_the_right_mailboxes_and_the_file_is_reread() {
+    let dir = TestDir::new(&Config {
+        catch_all: false,
+        users: vec![
+            "alice@example.test::1000:1000::::".to_string(),
+            "bob@example.test::1000:1000::::".to_string(),
+        ],
+        ..Config::default()
+    });
+    let aliases = dir.path().join("aliases");
+    std::fs::write(
+        &aliases,
+        "# the team\nteam@example.test  alice@example.test, bob@example.test\n@other.test bob\n",
+    )
+    .unwrap();
+    dir.append_config(&format!(
+        "[aliases]\nfile = {:?}\n",
+        aliases.display().to_string()
+    ));
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    let m = sample_message("to-the-team", "team@example.test");
+    assert_eq!(
+        c.send_mail(
+            "x@remote.test",
+            &["team@example.test", "alice+news@example.test"],
+            &m
+        )
+        .unwrap()
+        .code,
+        250
+    );
+    // alice is reached twice (the alias and her + address): one copy.
+    assert_eq!(dir.messages("alice@example.test").len(), 1);
+    assert_eq!(dir.messages("bob@example.test").len(), 1);
+    let m = sample_message("catch-all", "anyone@other.test");
+    assert_eq!(
+        c.send_mail("x@remote.test", &["anyone@other.test"], &m)
+            .unwrap()
+            .code,
+        250
+    );
+    assert_eq!(dir.messages("bob@example.test").len(), 2);
+    c.expect("MAIL FROM:<x@remote.test>", 250);
+    c.expect("RCPT TO:<sales@example.test>", 550);
+    c.expect("RSET", 250);
+    // A new alias is read within a few seconds, without a restart.
+    std::fs::write(&aliases, "sales@example.test alice\n").unwrap();
+    let mut accepted = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        c.expect("MAIL FROM:<x@remote.test>", 250);
+        let r = c.cmd("RCPT TO:<sales@example.test>").unwrap();
+        c.expect("RSET", 250);
+        if r.code == 250 {
+            accepted = true;
+            break;
+        }
+        assert_eq!(r.code, 550, "{r}");
+    }
+    assert!(accepted, "the new alias was not read within four seconds");
+    assert!(
+        dir.log().contains("aliases file loaded"),
+        "the reload is logged"
+    );
+}

@@ -193,6 +193,22 @@ pub struct Domains {
     /// Every local part of a local domain is a mailbox.
     #[serde(default)]
     pub catch_all: bool,
+    /// `alice+news@` is alice's: when the whole local part is no user and no
+    /// alias, the part from this separator on is dropped to find one. Empty: off.
+    #[serde(default = "default_recipient_delimiter")]
+    pub recipient_delimiter: String,
+}
+
+fn default_recipient_delimiter() -> String {
+    "+".into()
+}
+
+/// `[aliases]`: the aliases file, in Postfix's virtual table format.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasesConfig {
+    /// Default `<data_dir>/aliases`; a missing file is no aliases.
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -394,6 +410,7 @@ struct FileConfig {
     tls: Option<Tls>,
     domains: Option<Domains>,
     users: Option<Users>,
+    aliases: Option<AliasesConfig>,
     relay: Option<Relay>,
     limits: Option<Limits>,
     auth: Option<Auth>,
@@ -412,6 +429,7 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub domains: Domains,
     pub users: Users,
+    pub aliases: AliasesConfig,
     pub relay: Relay,
     pub limits: Limits,
     pub auth: Auth,
@@ -459,8 +477,10 @@ impl Config {
             domains: f.domains.unwrap_or_else(|| Domains {
                 local: vec!["localhost".into()],
                 catch_all: false,
+                recipient_delimiter: default_recipient_delimiter(),
             }),
             users,
+            aliases: f.aliases.unwrap_or_default(),
             relay: f.relay.unwrap_or_default(),
             limits: f.limits.unwrap_or_default(),
             auth: f.auth.unwrap_or_default(),
@@ -580,6 +600,14 @@ impl Config {
             .file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("users"))
+    }
+
+    /// The aliases file: `[aliases] file`, else `<data_dir>/aliases`.
+    pub fn aliases_file(&self) -> PathBuf {
+        self.aliases
+            .file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("aliases"))
     }
 
     /// The embedded state database: `<data_dir>/state.sqlite`.
@@ -797,6 +825,29 @@ impl Serialize for Seconds {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_example_config_parses_and_sets_every_section() {
+        let text = include_str!("../../../pillarbox.example.toml");
+        let cfg = Config::parse(text, "pillarbox.example.toml").expect("the example parses");
+        // Every section of the file is one the parser knows (unknown keys
+        // are refused), and a few values are as the file says.
+        assert_eq!(cfg.domains.recipient_delimiter, "+");
+        assert_eq!(
+            cfg.aliases_file(),
+            std::path::PathBuf::from("./pillarbox-data/aliases")
+        );
+        let sections: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('[').and_then(|l| l.split(']').next()))
+            .map(|l| l.trim_start_matches('['))
+            .collect();
+        for key in [
+            "domains", "users", "aliases", "auth", "limits", "greylist", "storage", "quota", "log",
+        ] {
+            assert!(sections.contains(&key), "the example documents [{key}]");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -2,6 +2,7 @@
 //! policy seam ([`policy`]) whose checks answer the protocol session's
 //! questions with the injected [`services`].
 
+pub mod aliases;
 pub mod auth;
 pub mod config;
 pub mod directory;

@@ -14,6 +14,7 @@ use pillarbox_store::MaildirStore;
 
 use pillarbox_state::{Retention, SqliteState, StateStore};
 
+use crate::aliases::Aliases;
 use crate::auth::Authenticator;
 use crate::config::{Config, Listen, Protocol};
 use crate::directory::Directory;
@@ -189,7 +190,12 @@ impl Server {
         let disk = Arc::new(DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve));
         Ok(Self {
             shared: Arc::new(Shared {
-                policies: Policies::standard(&cfg, store.clone(), disk.clone()),
+                policies: Policies::standard(
+                    &cfg,
+                    store.clone(),
+                    disk.clone(),
+                    Arc::new(Aliases::open(cfg.aliases_file())),
+                ),
                 auth: Authenticator::new(cfg.auth.clone(), cfg.primary_domain(), decoy_key),
                 quotas: Quotas::new(&cfg, store.clone()),
                 retention: cfg.greylist.store_config().retention(),

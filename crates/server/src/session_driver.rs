@@ -166,8 +166,9 @@ struct Driver {
     /// Who the client is, for the policy checks.
     client: Client,
     id: String,
-    /// The session; each accepted recipient keeps its mailbox.
-    session: Session<MailboxAddr>,
+    /// The session; each accepted recipient keeps its mailboxes (several
+    /// through an alias).
+    session: Session<Vec<MailboxAddr>>,
     input: Input,
     out: Vec<u8>,
     shutdown: watch::Receiver<bool>,
@@ -635,9 +636,9 @@ impl Driver {
             return Err(Row::LocalError.reply());
         };
         let mut boxes: Vec<MailboxAddr> = Vec::new();
-        for rcpt in &tx.rcpts {
-            if !boxes.contains(&rcpt.data) {
-                boxes.push(rcpt.data.clone());
+        for mb in tx.rcpts.iter().flat_map(|r| &r.data) {
+            if !boxes.contains(mb) {
+                boxes.push(mb.clone());
             }
         }
         let from = tx.from.to_string();

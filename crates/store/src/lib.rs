@@ -8,6 +8,7 @@
 //! * [`error`]: [`StoreError`], which tells a full disk (`452 4.3.1`) from other
 //!   local trouble (`451 4.3.0`).
 
+pub mod aliases;
 pub mod dir_sync;
 pub mod disk;
 pub mod error;

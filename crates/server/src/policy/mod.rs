@@ -23,6 +23,7 @@ use pillarbox_codes::{Reply, ReplyClass};
 use pillarbox_proto::{ForwardPath, ReversePath};
 use pillarbox_store::{MailboxAddr, MaildirStore};
 
+use crate::aliases::Aliases;
 use crate::config::Config;
 use crate::services::{Services, Stage};
 use crate::storage::DiskWatch;
@@ -32,7 +33,7 @@ mod greylist;
 mod mailbox_state;
 mod quota;
 mod reserve;
-mod resolve;
+pub mod resolve;
 mod sender_owner;
 
 pub use ban::Bans;
@@ -203,14 +204,15 @@ pub trait SenderCheck: Send + Sync {
     fn check<'a>(&'a self, services: &'a Services, cx: SenderCx<'a>) -> PolicyFuture<'a>;
 }
 
-/// Finds the mailbox of a recipient, or refuses it (unknown user, relay denied).
+/// Finds the mailboxes of a recipient (one, or several through an alias), or
+/// refuses it (unknown user, relay denied).
 pub trait Resolve: Send + Sync {
-    /// The mailbox `cx.to` is delivered to.
+    /// The mailboxes `cx.to` is delivered to: at least one, each once.
     fn resolve<'a>(
         &'a self,
         services: &'a Services,
         cx: RecipientAddress<'a>,
-    ) -> PolicyFuture<'a, MailboxAddr>;
+    ) -> PolicyFuture<'a, Vec<MailboxAddr>>;
 }
 
 /// A check of one recipient and its mailbox.
@@ -259,8 +261,13 @@ impl Policies {
 
     /// The server's checks, as configured. The order is the order they run in;
     /// the first that does not continue decides.
-    pub fn standard(cfg: &Config, store: Arc<MaildirStore>, disk: Arc<DiskWatch>) -> Self {
-        Self::new(LocalRecipients::new(cfg))
+    pub fn standard(
+        cfg: &Config,
+        store: Arc<MaildirStore>,
+        disk: Arc<DiskWatch>,
+        aliases: Arc<Aliases>,
+    ) -> Self {
+        Self::new(LocalRecipients::new(cfg, aliases))
             .with_connect(Bans)
             .with_sender(SenderOwnership::new(cfg))
             .with_sender(DiskReserve::new(disk.clone()))
@@ -333,9 +340,14 @@ impl Policies {
         Decision::GO_ON
     }
 
-    /// The recipient stage: the mailbox, then every recipient check on it.
-    pub async fn recipient(&self, s: &Services, cx: RecipientAddress<'_>) -> Decision<MailboxAddr> {
-        let mailbox = match self.resolver.resolve(s, cx).await {
+    /// The recipient stage: the mailboxes, then every recipient check on
+    /// each of them.
+    pub async fn recipient(
+        &self,
+        s: &Services,
+        cx: RecipientAddress<'_>,
+    ) -> Decision<Vec<MailboxAddr>> {
+        let mailboxes = match self.resolver.resolve(s, cx).await {
             Decision::Continue(m) => m,
             Decision::Refuse(r) => {
                 return report(s, Stage::Recipient, "resolve", Decision::Refuse(r))
@@ -344,20 +356,22 @@ impl Policies {
                 return report(s, Stage::Recipient, "resolve", Decision::Defer(r))
             }
         };
-        let rcx = RecipientCx {
-            session: cx.session,
-            from: cx.from,
-            mailbox: &mailbox,
-            size: cx.size.unwrap_or(1),
-            stage: Stage::Recipient,
-        };
-        for c in &self.recipient {
-            let d = c.check(s, rcx).await;
-            if let Some(d) = stopped(s, Stage::Recipient, c.name(), d) {
-                return d;
+        for mailbox in &mailboxes {
+            let rcx = RecipientCx {
+                session: cx.session,
+                from: cx.from,
+                mailbox,
+                size: cx.size.unwrap_or(1),
+                stage: Stage::Recipient,
+            };
+            for c in &self.recipient {
+                let d = c.check(s, rcx).await;
+                if let Some(d) = stopped(s, Stage::Recipient, c.name(), d) {
+                    return d;
+                }
             }
         }
-        Decision::Continue(mailbox)
+        Decision::Continue(mailboxes)
     }
 
     /// The end of data: the message checks, then each mailbox's checks that

@@ -12,6 +12,7 @@ use pillarbox_state::{MemoryState, StateStore};
 use pillarbox_store::{MailboxAddr, MaildirStore};
 
 use super::*;
+use crate::aliases::Aliases;
 use crate::auth::{AfterFailure, Authenticator};
 use crate::config::{Config, Reserve};
 use crate::services::{FixedClock, RecordingTelemetry, Services, StaticUsers};
@@ -51,7 +52,7 @@ fn fixture(tune: impl FnOnce(&mut Config)) -> Fixture {
     };
     let store = Arc::new(MaildirStore::open(dir.path(), "mx.example.test").unwrap());
     let disk = Arc::new(DiskWatch::new(dir.path().to_path_buf(), Reserve::Bytes(0)));
-    let policies = Policies::standard(&cfg, store, disk);
+    let policies = Policies::standard(&cfg, store, disk, Arc::new(Aliases::none()));
     Fixture {
         services,
         state,
@@ -89,7 +90,12 @@ fn to(s: &str) -> ForwardPath {
 }
 
 impl Fixture {
-    async fn rcpt(&self, client: &Client, user: Option<&str>, rcpt: &str) -> Decision<MailboxAddr> {
+    async fn rcpt(
+        &self,
+        client: &Client,
+        user: Option<&str>,
+        rcpt: &str,
+    ) -> Decision<Vec<MailboxAddr>> {
         let (f, t) = (from("sender@example.net"), to(rcpt));
         let cx = RecipientAddress {
             session: session(client, user),
@@ -126,7 +132,7 @@ async fn a_known_user_resolves_to_its_mailbox_and_an_unknown_one_is_refused() {
     let c = stranger();
     assert_eq!(
         f.rcpt(&c, None, "Alice@Example.TEST").await,
-        Decision::Continue(MailboxAddr::new("example.test", "alice").unwrap())
+        Decision::Continue(vec![MailboxAddr::new("example.test", "alice").unwrap()])
     );
     assert_eq!(
         f.rcpt(&c, None, "nobody@example.test").await,
@@ -135,7 +141,7 @@ async fn a_known_user_resolves_to_its_mailbox_and_an_unknown_one_is_refused() {
     // RFC 5321 4.5.1: postmaster is always taken, at the primary domain.
     assert_eq!(
         f.rcpt(&c, None, "Postmaster").await,
-        Decision::Continue(MailboxAddr::new("example.test", "postmaster").unwrap())
+        Decision::Continue(vec![MailboxAddr::new("example.test", "postmaster").unwrap()])
     );
 }
 
@@ -356,7 +362,8 @@ async fn a_registered_check_runs_in_its_stage_and_its_refusal_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MaildirStore::open(dir.path(), "mx.example.test").unwrap());
     let disk = Arc::new(DiskWatch::new(dir.path().to_path_buf(), Reserve::Bytes(0)));
-    let policies = Policies::standard(&f.cfg, store, disk).with_sender(NoMailFromNullSender);
+    let policies = Policies::standard(&f.cfg, store, disk, Arc::new(Aliases::none()))
+        .with_sender(NoMailFromNullSender);
     let c = stranger();
     let null = ReversePath::Null;
     let cx = SenderCx {
