@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod directory;
+pub mod pace;
 pub mod policy;
 pub mod received;
 pub mod server;
