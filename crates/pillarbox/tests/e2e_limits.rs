@@ -270,3 +270,163 @@ fn expect_timeout_421(smtp: &mut Smtp) {
         "the connection should close after the 421"
     );
 }
+
+/// Sends `bytes` one at a time, `gap` apart, until a reply comes (or the
+/// bytes run out); returns it, or `None`.
+fn trickle(smtp: &mut Smtp, bytes: &[u8], gap: Duration) -> Option<common::Reply> {
+    // The read timeout is the gap: a reply arriving in it ends the wait.
+    smtp.set_read_timeout(gap);
+    for &b in bytes {
+        if smtp.send(&[b]).is_err() {
+            break;
+        }
+        if let Ok(reply) = smtp.read_reply() {
+            return Some(reply);
+        }
+    }
+    smtp.set_read_timeout(Duration::from_secs(5));
+    smtp.read_reply().ok()
+}
+
+#[test]
+fn command_trickled_a_byte_at_a_time_is_closed_at_command_timeout_in_all() {
+    let dir = TestDir::new(&Config::default().limit("command_timeout", "\"2s\""));
+    let server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    // 40 bytes, 300 ms apart: 12 s for the line, each gap far below the 2 s
+    // timeout, so a timeout restarted at each read would never fire.
+    let line = b"MAIL FROM:<trickle@slow.client.test>\r\n\r\n";
+    let started = Instant::now();
+    let reply = trickle(&mut smtp, line, Duration::from_millis(300))
+        .expect("a reply before the line was done");
+    let took = started.elapsed();
+    assert_eq!(reply.last(), "421 4.4.2 timeout, closing connection");
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
+        "closed after {took:?}, command_timeout is 2s"
+    );
+    smtp.set_read_timeout(Duration::from_secs(5));
+    assert!(
+        smtp.is_closed(),
+        "the connection should close after the 421"
+    );
+    let log = server.log();
+    assert!(log.contains("command time"), "{log}");
+}
+
+#[test]
+fn pipelined_commands_arriving_together_are_each_given_command_timeout() {
+    let dir = TestDir::new(&Config::default().limit("command_timeout", "\"2s\""));
+    let server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    for _ in 0..3 {
+        // Two whole lines and the start of a third, then the rest of it 1.5 s
+        // later: each command completes within 2 s of the one before.
+        smtp.send(b"NOOP\r\nNOOP\r\nNO").expect("send");
+        smtp.read_reply().expect("first NOOP");
+        smtp.read_reply().expect("second NOOP");
+        thread::sleep(Duration::from_millis(1500));
+        smtp.send(b"OP\r\n").expect("send the rest");
+        let reply = smtp.read_reply().expect("third NOOP");
+        assert_eq!(reply.code, 250, "{reply}");
+    }
+    smtp.expect("QUIT", 221);
+}
+
+#[test]
+fn data_trickled_below_data_rate_min_is_closed() {
+    let dir = TestDir::new(
+        &Config::default()
+            .limit("data_timeout", "\"1s\"")
+            .limit("data_rate_min", "1000"),
+    );
+    let server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    smtp.expect("MAIL FROM:<slow@client.test>", 250);
+    smtp.expect("RCPT TO:<slow@example.test>", 250);
+    smtp.expect("DATA", 354);
+    // 5 bytes a second, 200 ms apart (the idle timeout is 1 s): closed at
+    // 1 s * 1000 / (1000 - 5), about 1 s after the 354.
+    let body = [b'x'; 100];
+    let started = Instant::now();
+    let reply = trickle(&mut smtp, &body, Duration::from_millis(200))
+        .expect("a reply before the body was done");
+    let took = started.elapsed();
+    assert_eq!(reply.last(), "421 4.4.2 timeout, closing connection");
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    smtp.set_read_timeout(Duration::from_secs(5));
+    assert!(
+        smtp.is_closed(),
+        "the connection should close after the 421"
+    );
+    assert!(dir.all_messages().is_empty(), "{:?}", dir.all_messages());
+    let log = server.log();
+    assert!(log.contains("data rate"), "{log}");
+}
+
+#[test]
+fn data_longer_than_data_time_max_is_closed_however_steady() {
+    let dir = TestDir::new(
+        &Config::default()
+            .limit("data_timeout", "\"1s\"")
+            .limit("data_rate_min", "0")
+            .limit("data_time_max", "\"2s\""),
+    );
+    let server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    smtp.expect("MAIL FROM:<slow@client.test>", 250);
+    smtp.expect("RCPT TO:<slow@example.test>", 250);
+    smtp.expect("DATA", 354);
+    let body = [b'x'; 100];
+    let started = Instant::now();
+    let reply = trickle(&mut smtp, &body, Duration::from_millis(200))
+        .expect("a reply before the body was done");
+    let took = started.elapsed();
+    assert_eq!(reply.last(), "421 4.4.2 timeout, closing connection");
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
+        "closed after {took:?}, data_time_max is 2s"
+    );
+    assert!(dir.all_messages().is_empty(), "{:?}", dir.all_messages());
+    let log = server.log();
+    assert!(log.contains("data time"), "{log}");
+}
+
+#[test]
+fn large_message_at_full_speed_is_unaffected_by_the_data_bounds() {
+    let dir = TestDir::new(
+        &Config::default()
+            .limit("command_timeout", "\"2s\"")
+            .limit("data_timeout", "\"1s\"")
+            .limit("data_rate_min", "\"1KiB\"")
+            .limit("data_time_max", "\"20s\""),
+    );
+    let server = dir.start();
+    let rcpt = "big@example.test";
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    let mut big = b"Subject: big and fast\r\n\r\n".to_vec();
+    while big.len() < 8 << 20 {
+        big.extend_from_slice(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n",
+        );
+    }
+    let reply = smtp
+        .send_mail("fast@client.test", &[rcpt], &big)
+        .expect("reply to the big message");
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    let stored = dir.messages(rcpt);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    stored[0].assert_is("fast@client.test", &big);
+    // A second message in the same session gets a fresh clock.
+    let small = sample_message("after-big", rcpt);
+    let reply = smtp
+        .send_mail("fast@client.test", &[rcpt], &small)
+        .expect("reply to the small message");
+    assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
+    smtp.expect("QUIT", 221);
+}

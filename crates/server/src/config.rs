@@ -237,10 +237,20 @@ pub struct Limits {
     pub errors: u32,
     /// Longest command line, CRLF included.
     pub command_line: usize,
-    /// RFC 5321 4.5.3.2.7: server timeout waiting for a command.
+    /// RFC 5321 4.5.3.2.7: server timeout waiting for a command. It bounds the
+    /// whole command, from the start of the wait to its CRLF, not each read:
+    /// a client trickling a line a byte at a time gets no more.
     pub command_timeout: Seconds,
-    /// RFC 5321 4.5.3.2.5: waiting for the next block of message data.
+    /// RFC 5321 4.5.3.2.5: waiting for the next block of message data (the
+    /// longest gap between two reads); also the grace before `data_rate_min`.
     pub data_timeout: Seconds,
+    /// Bytes a second a message's data must average once `data_timeout` has
+    /// passed: after `t` seconds of data, at least
+    /// `data_rate_min * (t - data_timeout)` bytes, or 421 4.4.2. 0: no floor.
+    pub data_rate_min: ByteSize,
+    /// Longest time one message's data may take (DATA, or BDAT from its
+    /// first chunk to its last), however fast it comes; 0: no bound.
+    pub data_time_max: Seconds,
     /// RFC 5321 4.5.3.2.6: the client waits 10 minutes for our reply to the end
     /// of data; we give up storing (451) before that.
     pub commit_timeout: Seconds,
@@ -262,6 +272,10 @@ impl Default for Limits {
             command_line: 1024,
             command_timeout: Seconds(Duration::from_secs(300)),
             data_timeout: Seconds(Duration::from_secs(180)),
+            // 8 kbit/s: any honest link clears it (Postfix's floor is 500).
+            data_rate_min: ByteSize(1024),
+            // The largest default message (50 MiB) at about 240 kbit/s.
+            data_time_max: Seconds(Duration::from_secs(30 * 60)),
             commit_timeout: Seconds(Duration::from_secs(540)),
             greeting_delay: Seconds(Duration::ZERO),
             shutdown_grace: Seconds(Duration::from_secs(30)),
@@ -932,5 +946,39 @@ mod tests {
         let again = Config::parse(&text, "effective").unwrap();
         assert_eq!(again.limits.message_size, c.limits.message_size);
         assert_eq!(again.limits.command_timeout, c.limits.command_timeout);
+        assert_eq!(again.limits.data_rate_min, c.limits.data_rate_min);
+        assert_eq!(again.limits.data_time_max, c.limits.data_time_max);
+    }
+
+    #[test]
+    fn data_rate_min_and_data_time_max_parse_like_sizes_and_durations() {
+        let c = Config::parse(
+            "[limits]\ndata_rate_min = \"2KiB\"\ndata_time_max = \"10m\"\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.limits.data_rate_min, ByteSize(2048));
+        assert_eq!(c.limits.data_time_max, Seconds(Duration::from_secs(600)));
+        let c = Config::parse("[limits]\ndata_rate_min = 0\ndata_time_max = 0\n", "f").unwrap();
+        assert_eq!(c.limits.data_rate_min, ByteSize(0));
+        assert!(c.limits.data_time_max.0.is_zero());
+        let d = Limits::default();
+        assert_eq!(d.data_rate_min, ByteSize(1024));
+        assert_eq!(d.data_time_max, Seconds(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn the_example_file_parses_and_documents_every_limits_key() {
+        let text = include_str!("../../../pillarbox.example.toml");
+        Config::parse(text, "pillarbox.example.toml").unwrap();
+        let keys = toml::Value::try_from(Limits::default()).unwrap();
+        let keys = keys.as_table().unwrap();
+        for key in keys.keys() {
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{key} ="))),
+                "pillarbox.example.toml does not document limits.{key}"
+            );
+        }
     }
 }

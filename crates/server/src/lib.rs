@@ -6,6 +6,7 @@ pub mod aliases;
 pub mod auth;
 pub mod config;
 pub mod directory;
+pub mod pace;
 pub mod policy;
 pub mod received;
 pub mod server;

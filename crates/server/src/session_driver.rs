@@ -22,6 +22,7 @@ use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
 use crate::auth::AfterFailure;
 use crate::config::{Listen, Protocol};
+use crate::pace::{Bound, Pace, PaceLimits};
 use crate::policy::{Client, DataCx, Decision, RecipientAddress, SenderCx, SessionInfo};
 use crate::received::Trace;
 use crate::server::Shared;
@@ -179,6 +180,8 @@ struct Driver {
     queue_id: String,
     messages: u32,
     delivered: u32,
+    /// The time budget of the command or message data being waited for.
+    pace: Pace,
 }
 
 impl Driver {
@@ -229,6 +232,7 @@ impl Driver {
             queue_id: String::new(),
             messages: 0,
             delivered: 0,
+            pace: Pace::new(Instant::now()),
             shared,
         }
     }
@@ -259,9 +263,14 @@ impl Driver {
         self.session.greeting().write_to(&mut self.out);
         let mut draining = *self.shutdown.borrow();
         let mut grace_deadline = draining.then(Instant::now);
+        self.pace.command(Instant::now());
         loop {
             self.session.set_storage_room(self.shared.disk.room());
+            // Any event means a whole command line was read (or body bytes
+            // passed on): the wait for the next command starts afresh.
+            let mut progressed = false;
             while let Some(ev) = self.session.handle(&mut self.input) {
+                progressed = true;
                 match ev {
                     Event::Reply(r) => self.send(r),
                     Event::Ask(q) => Box::pin(self.answer(q)).await,
@@ -301,27 +310,53 @@ impl Driver {
             }
             self.input.release();
             self.session.release();
+            let now = Instant::now();
+            // A message's data runs from its first body byte to its end; for
+            // BDAT that spans its chunks and the command lines between them.
+            if self.session.reading_body() || self.msg.is_some() {
+                self.pace.data(now);
+            } else if progressed || self.pace.in_data() {
+                self.pace.command(now);
+            }
+            // RFC 5321 4.5.3.2: the idle gap between two reads is bounded by
+            // the timeout of what is awaited; the pace bounds the command or
+            // the message's data as a whole.
             let timeout = if self.session.reading_body() {
                 self.shared.cfg.limits.data_timeout.0
             } else {
                 self.shared.cfg.limits.command_timeout.0
             };
-            let now = Instant::now();
-            let wait = match grace_deadline {
+            let mut wait = match grace_deadline {
                 Some(d) => timeout.min(d.saturating_duration_since(now)),
                 None => timeout,
             };
+            let mut bound = None;
+            if let Some((at, b)) = self
+                .pace
+                .deadline(&PaceLimits::from(&self.shared.cfg.limits))
+            {
+                let left = at.saturating_duration_since(now);
+                // A command's time includes the wait for it: an idle client
+                // has hit it too. In data, a silence is the idle gap's.
+                if left < wait || (left == wait && b == Bound::CommandTime) {
+                    (wait, bound) = (left, Some(b));
+                }
+            }
             let target = self.input.read_target();
             tokio::select! {
                 r = self.conn.read(target) => match r {
                     Ok(0) => return "client closed the connection",
-                    Ok(_) => {}
+                    Ok(n) => self.pace.received(n),
                     Err(e) => {
                         tracing::info!(error = %e, "read failed");
                         return "read failed";
                     }
                 },
                 _ = tokio::time::sleep(wait) => {
+                    if let Some(b) = bound {
+                        tracing::info!(bound = b.as_str(), "client too slow");
+                        return self.close_with_boxed(Row::Timeout.reply(), "timeout").await;
+                    }
                     if grace_deadline.is_some_and(|d| Instant::now() >= d) {
                         return self.close_with_boxed(Row::ShuttingDown.reply_with(&self.shared.cfg.hostname), "shutdown").await;
                     }
