@@ -430,3 +430,37 @@ fn large_message_at_full_speed_is_unaffected_by_the_data_bounds() {
     assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
     smtp.expect("QUIT", 221);
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_closed_at_command_timeout() {
+    let dir = TestDir::new(&Config::default().limit("command_timeout", "\"2s\""));
+    let server = dir.start();
+    let mut c = server.session();
+    c.expect("EHLO client.test", 250);
+    // Pipelined NOOPs, never reading a reply: the replies fill both sockets'
+    // buffers, then the server's write waits on a client that never reads.
+    let chunk = "NOOP\r\n".repeat(10_000);
+    let started = Instant::now();
+    let mut closed = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Err(e) = c.send(chunk.as_bytes()) {
+            closed = Some(e);
+            break;
+        }
+    }
+    let e = closed.expect("the server still took commands after 30 s of unread replies");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "closed only after {took:?} ({e})"
+    );
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = dir.log();
+        if log.contains("does not read its replies") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log.contains("does not read its replies"), "{log}");
+}

@@ -428,7 +428,20 @@ impl Driver {
         if self.out.is_empty() {
             return Ok(());
         }
-        let r = self.conn.write_all(&self.out).await;
+        // A client that sends and never reads would block this write for
+        // ever once the socket's buffers are full: a send gets as long as a
+        // command may take.
+        let limit = self.shared.cfg.limits.command_timeout.0;
+        let r = match tokio::time::timeout(limit, self.conn.write_all(&self.out)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::info!(
+                    bound = "reply write",
+                    "client too slow: it does not read its replies"
+                );
+                Err(io::ErrorKind::TimedOut.into())
+            }
+        };
         // Nothing is kept between replies: an idle session holds no send
         // buffer. It goes back to the spares of the thread that sent it.
         pillarbox_proto::spare::give(std::mem::take(&mut self.out));
