@@ -313,7 +313,7 @@ async fn reload_on_hangup(
                 match Config::load(path) {
                     Ok(cfg) => (cfg, file),
                     Err(e) => {
-                        tracing::warn!("reload refused: {e}");
+                        tracing::warn!("reload refused: {}", one_line(&e.to_string()));
                         tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
                         continue;
                     }
@@ -341,12 +341,22 @@ async fn reload_on_hangup(
             }
             Err(problems) => {
                 for e in &problems {
-                    tracing::warn!("reload refused: {e}");
+                    tracing::warn!("reload refused: {}", one_line(&e.to_string()));
                 }
                 tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
             }
         }
     }
+}
+
+/// A multi-line message (a TOML parse error shows the line and a caret) as one
+/// log line: its lines trimmed and joined with ` | `.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.chars().all(|c| c == '|' || c.is_whitespace()))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// Each session is a socket: raise the soft limit on open files to the hard
