@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use pillarbox_admin::Admin;
 use pillarbox_server::config::{Config, LogFormat};
@@ -29,6 +29,17 @@ mod users_cmd;
     about = "Pillarbox: an SMTP server that is exact on the protocol and safe with every message"
 )]
 struct Cli {
+    /// The TOML config file (see pillarbox.example.toml), before or after the
+    /// subcommand. Used by serve, check-config, users, mailbox, auth and quota;
+    /// without it and without PILLARBOX_CONFIG: the embedded default.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PILLARBOX_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,41 +49,31 @@ enum Command {
     /// Run the server. Without --config: the embedded default (SMTP on
     /// 127.0.0.1:2525, submission on 2587, submissions on 2465, data in
     /// ./pillarbox-data, domain `localhost`, every local part accepted, a
-    /// self-signed certificate for TLS).
-    Serve {
-        /// A TOML config file (see pillarbox.example.toml).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
-    /// Check a config file and print the effective configuration.
+    /// self-signed certificate for TLS). SIGHUP re-reads the config file and
+    /// serves its TLS certificate to new connections; other changes wait for
+    /// a restart (the log says which).
+    Serve,
+    /// Check a config file, and every file it names (TLS certificate and key,
+    /// users file), and print the effective configuration.
     CheckConfig {
-        /// The TOML config file.
-        file: PathBuf,
+        /// The TOML config file (or give it with --config).
+        file: Option<PathBuf>,
     },
     /// Explain a reply code, an enhanced status code or a whole reply line;
     /// two codes side by side.
     Explain(explain::ExplainArgs),
     /// Users of the users file (Dovecot passwd-file format): add, passwd, del, list.
     Users {
-        /// The config file (default: the embedded default, users in ./pillarbox-data/users).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: users_cmd::UsersCommand,
     },
     /// Lock a mailbox for maintenance (450 4.2.1), disable it (550 5.2.1), list states.
     Mailbox {
-        /// The config file (default: the embedded default).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: mailbox_cmd::MailboxCommand,
     },
     /// Addresses banned after failed logins: list them, lift a ban.
     Auth {
-        /// The config file (default: the embedded default).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: auth_cmd::AuthCommand,
     },
@@ -84,9 +85,6 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Mailbox quotas, as kept in each Maildir's maildirsize.
     Quota {
-        /// The config file (default: the embedded default).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: quota_cmd::QuotaCommand,
     },
@@ -117,23 +115,31 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // `--config` on the command line, not from PILLARBOX_CONFIG: only that one
+    // conflicts with the file given to check-config.
+    let config_given = subcommand_matches_leaf(&matches)
+        .value_source("config")
+        .is_some_and(|s| s == clap::parser::ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config = cli.config;
     let result = match cli.command {
-        Command::Serve { config } => serve(config),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve => serve(config),
+        Command::CheckConfig { file } => check_config(file, config, config_given),
         Command::Explain(args) => Ok(explain::run(&args)),
         Command::Probe(args) => Ok(probe::run(&args)),
         Command::Bench(args) => Ok(bench::run(&args)),
-        Command::Users { config, cmd } => {
+        Command::Users { cmd } => {
             load_admin(config.as_deref()).and_then(|a| users_cmd::run(cmd, &a))
         }
-        Command::Mailbox { config, cmd } => {
+        Command::Mailbox { cmd } => {
             load_admin(config.as_deref()).and_then(|a| mailbox_cmd::run(cmd, &a))
         }
-        Command::Auth { config, cmd } => {
-            load_admin(config.as_deref()).and_then(|a| auth_cmd::run(cmd, &a))
-        }
-        Command::Quota { config, cmd } => {
+        Command::Auth { cmd } => load_admin(config.as_deref()).and_then(|a| auth_cmd::run(cmd, &a)),
+        Command::Quota { cmd } => {
             load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
         }
     };
@@ -161,11 +167,51 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-fn check_config(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(file)?;
+/// The matches of the innermost subcommand: a global argument's value source
+/// is recorded there.
+fn subcommand_matches_leaf(matches: &clap::ArgMatches) -> &clap::ArgMatches {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    m
+}
+
+/// `check-config [FILE]`: the positional file, else `--config`, else
+/// `PILLARBOX_CONFIG`. A file and a different `--config` on the command line
+/// are refused; PILLARBOX_CONFIG gives way to a file named on the command line.
+fn check_config(
+    file: Option<PathBuf>,
+    config: Option<PathBuf>,
+    config_given: bool,
+) -> anyhow::Result<ExitCode> {
+    let file = match (file, config) {
+        (Some(f), Some(c)) if config_given && f != c => anyhow::bail!(
+            "check-config: two config files given, {} and --config {}; give one",
+            f.display(),
+            c.display()
+        ),
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => anyhow::bail!(
+            "check-config: which file? give it as `pillarbox check-config FILE`, with --config FILE or in PILLARBOX_CONFIG"
+        ),
+    };
+    let cfg = load_checked(&file)?;
     print!("{}", cfg.to_toml());
     eprintln!("{}: ok", file.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a config file and checks every file it names; the error lists every
+/// problem, one per line, each naming the config file and the key.
+fn load_checked(path: &std::path::Path) -> anyhow::Result<Config> {
+    let cfg = Config::load(path)?;
+    let problems = cfg.check_files(&path.display().to_string());
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    anyhow::bail!("{}", lines.join("\npillarbox: "))
 }
 
 fn init_logs(cfg: &Config) {
@@ -187,7 +233,7 @@ fn init_logs(cfg: &Config) {
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = match &config {
-        Some(path) => Config::load(path)?,
+        Some(path) => load_checked(path)?,
         None => Config::embedded(),
     };
     init_logs(&cfg);
@@ -231,11 +277,14 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         // Installed before `ready`: a signal sent as soon as a supervisor
         // reads it must drain the server, not kill it.
         let signals = shutdown_signals();
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
         writeln!(out, "ready")?;
         out.flush()?;
         drop(out);
         tracing::info!(hostname = %cfg.hostname, "ready");
 
+        tokio::spawn(reload_on_hangup(hangups, server.reloader(), config.clone()));
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal(signals).await;
@@ -247,6 +296,67 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         server.run(rx).await;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+/// On every SIGHUP: re-reads the config file and applies what can be applied
+/// without a restart (the TLS certificate and key, for new connections), or
+/// logs every problem and keeps the running config.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: pillarbox_server::Reloader,
+    config: Option<PathBuf>,
+) {
+    while hangups.recv().await.is_some() {
+        let (cfg, file) = match &config {
+            Some(path) => {
+                let file = path.display().to_string();
+                match Config::load(path) {
+                    Ok(cfg) => (cfg, file),
+                    Err(e) => {
+                        tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+                        tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
+                        continue;
+                    }
+                }
+            }
+            None => (Config::embedded(), "embedded default".to_string()),
+        };
+        match reloader.reload(&cfg, &file) {
+            Ok(done) => {
+                let tls = done
+                    .tls
+                    .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
+                    .unwrap_or_else(|| "none".into());
+                let restart = if done.needs_restart.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    done.needs_restart.join(", ")
+                };
+                tracing::info!(
+                    config = %file,
+                    tls = %tls,
+                    changed_needs_restart = %restart,
+                    "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
+                );
+            }
+            Err(problems) => {
+                for e in &problems {
+                    tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+                }
+                tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
+            }
+        }
+    }
+}
+
+/// A multi-line message (a TOML parse error shows the line and a caret) as one
+/// log line: its lines trimmed and joined with ` | `.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.chars().all(|c| c == '|' || c.is_whitespace()))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// Each session is a socket: raise the soft limit on open files to the hard

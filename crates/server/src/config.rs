@@ -608,6 +608,57 @@ impl Config {
         Ok(())
     }
 
+    /// Checks every file the config names, beyond its own syntax: `[tls] cert`
+    /// and `[tls] key` readable and parsing as a PEM certificate chain and a
+    /// PEM private key that fit together; `[users] file` readable if it exists
+    /// (an absent one is an empty directory); `data_dir` a directory if it
+    /// exists. Every problem is returned, each naming `file` (the config), the
+    /// key and the path.
+    pub fn check_files(&self, file: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |message: String| {
+            problems.push(ConfigError {
+                file: file.to_string(),
+                message,
+            })
+        };
+        if let Some(tls) = &self.tls {
+            for e in crate::tls::check_configured(&tls.cert, &tls.key) {
+                problem(e.to_string());
+            }
+        }
+        let users = self.users_file();
+        let key = if self.users.file.is_some() {
+            "key `users.file`"
+        } else {
+            "the users file (`users.file` unset: <data_dir>/users)"
+        };
+        match std::fs::metadata(&users) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => problem(format!("{key} {}: cannot read: {e}", users.display())),
+            Ok(m) if m.is_dir() => problem(format!(
+                "{key} {}: is a directory, not a users file",
+                users.display()
+            )),
+            Ok(_) => {
+                if let Err(e) = std::fs::File::open(&users).and_then(|mut f| {
+                    use std::io::Read;
+                    f.read(&mut [0u8; 1])
+                }) {
+                    problem(format!("{key} {}: cannot read: {e}", users.display()));
+                }
+            }
+        }
+        match std::fs::metadata(&self.data_dir) {
+            Ok(m) if !m.is_dir() => problem(format!(
+                "key `data_dir` {}: not a directory",
+                self.data_dir.display()
+            )),
+            _ => {}
+        }
+        problems
+    }
+
     /// The users file: `[users] file`, or `<data_dir>/users`.
     pub fn users_file(&self) -> PathBuf {
         self.users
@@ -937,6 +988,57 @@ mod tests {
         let v6: IpNet = "::1".parse().unwrap();
         assert!(v6.contains("::1".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+    }
+
+    #[test]
+    fn check_files_names_a_missing_certificate_and_key_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "data_dir = {:?}\n[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n",
+            dir.path().join("data")
+        );
+        let c = Config::parse(&text, "/etc/p.toml").unwrap();
+        let problems: Vec<String> = c
+            .check_files("/etc/p.toml")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("/etc/p.toml")
+                && problems[0].contains("tls.cert")
+                && problems[0].contains("/nonexistent/c.pem"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("tls.key") && problems[1].contains("/nonexistent/k.pem"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn check_files_accepts_an_absent_users_file_and_refuses_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = format!(
+            "data_dir = {:?}\n[users]\nfile = {:?}\n",
+            dir.path().join("data"),
+            dir.path().join("no-users-yet")
+        );
+        let c = Config::parse(&absent, "f.toml").unwrap();
+        assert!(c.check_files("f.toml").is_empty());
+        let a_dir = format!(
+            "data_dir = {:?}\n[users]\nfile = {:?}\n",
+            dir.path().join("data"),
+            dir.path()
+        );
+        let c = Config::parse(&a_dir, "f.toml").unwrap();
+        let problems = c.check_files("f.toml");
+        assert_eq!(problems.len(), 1);
+        let e = problems[0].to_string();
+        assert!(
+            e.contains("users.file") && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
     }
 
     #[test]

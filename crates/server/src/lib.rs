@@ -16,4 +16,4 @@ pub mod storage;
 pub mod tls;
 
 pub use config::Config;
-pub use server::{Server, StartError};
+pub use server::{Reloaded, Reloader, Server, StartError};

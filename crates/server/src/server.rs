@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use pillarbox_store::MaildirStore;
 
@@ -16,13 +15,13 @@ use pillarbox_state::{Retention, SqliteState, StateStore};
 
 use crate::aliases::Aliases;
 use crate::auth::Authenticator;
-use crate::config::{Config, Listen, Protocol};
+use crate::config::{Config, ConfigError, Listen, Protocol};
 use crate::directory::Directory;
 use crate::policy::{Policies, Quotas};
 use crate::services::{LogTelemetry, Services, SystemClock};
 use crate::session_driver;
 use crate::storage::DiskWatch;
-use crate::tls::{self, TlsSource};
+use crate::tls::{self, SwappableAcceptor, TlsSource};
 
 /// A failure to start, naming the port or path.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +55,8 @@ pub(crate) struct Shared {
     /// Quota accounting after a commit (the check itself is among the policies).
     pub(crate) quotas: Quotas,
     pub(crate) disk: Arc<DiskWatch>,
-    pub(crate) tls: Option<TlsAcceptor>,
+    /// Read at each handshake; a reload replaces it.
+    pub(crate) tls: Option<SwappableAcceptor>,
     /// Greylisting's retention, for the purge of expired state.
     retention: Retention,
     /// Group commit of finished messages (`[storage] group_commit`).
@@ -142,7 +142,7 @@ impl Server {
                 .as_ref()
                 .map(|t| (t.cert.as_path(), t.key.as_path()));
             let (acceptor, source) = tls::acceptor(configured, &cfg.data_dir, &cfg.hostname)?;
-            (Some(acceptor), Some(source))
+            (Some(SwappableAcceptor::new(acceptor)), Some(source))
         };
         let mut listeners = Vec::new();
         for l in &cfg.listen {
@@ -223,8 +223,16 @@ impl Server {
             .collect()
     }
 
+    /// The config the server started with.
     pub fn config(&self) -> &Config {
         &self.shared.cfg
+    }
+
+    /// A handle that applies a re-read config while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Serves until `shutdown` turns true; then stops accepting, lets sessions
@@ -249,6 +257,72 @@ impl Server {
             "stopped"
         );
     }
+}
+
+/// Applies a re-read config to a running server: what can change without
+/// rebinding or reopening (the TLS certificate and key, served to the next
+/// handshake), and says what else changed and waits for a restart.
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+/// What a reload applied and what it did not.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Where the certificate served from now on came from.
+    pub tls: Option<TlsSource>,
+    /// Top-level config keys (`listen`, `data_dir`, `limits`, ...) whose new
+    /// values differ from the running ones and take effect only after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+impl Reloader {
+    /// Checks `cfg` (read from `file`) and its files; if it is sound, serves its
+    /// TLS pair (or the generated one in the running `data_dir` when `[tls]` is
+    /// absent) to every new handshake. On any problem nothing changes and every
+    /// problem is returned, each naming `file` and the key.
+    pub fn reload(&self, cfg: &Config, file: &str) -> Result<Reloaded, Vec<ConfigError>> {
+        let problems = cfg.check_files(file);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let running = &self.shared.cfg;
+        let mut tls_source = None;
+        if let Some(slot) = &self.shared.tls {
+            let configured = cfg
+                .tls
+                .as_ref()
+                .map(|t| (t.cert.as_path(), t.key.as_path()));
+            let (acceptor, source) = tls::acceptor(configured, &running.data_dir, &cfg.hostname)
+                .map_err(|e| {
+                    vec![ConfigError {
+                        file: file.to_string(),
+                        message: e.to_string(),
+                    }]
+                })?;
+            slot.replace(acceptor);
+            tls_source = Some(source);
+        }
+        Ok(Reloaded {
+            tls: tls_source,
+            needs_restart: changed_sections(running, cfg)
+                .into_iter()
+                .filter(|k| k != "tls")
+                .collect(),
+        })
+    }
+}
+
+/// The top-level keys whose effective values differ between `old` and `new`.
+fn changed_sections(old: &Config, new: &Config) -> Vec<String> {
+    let table = |c: &Config| c.to_toml().parse::<toml::Table>().unwrap_or_default();
+    let (old, new) = (table(old), table(new));
+    let mut keys: Vec<String> = old.keys().chain(new.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys.retain(|k| old.get(k) != new.get(k));
+    keys
 }
 
 /// How often expired state (greylist entries, locks, bans, old AUTH failures) is removed.

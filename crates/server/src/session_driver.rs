@@ -26,6 +26,7 @@ use crate::pace::{Bound, Pace, PaceLimits};
 use crate::policy::{Client, DataCx, Decision, RecipientAddress, SenderCx, SessionInfo};
 use crate::received::Trace;
 use crate::server::Shared;
+use crate::tls::SwappableAcceptor;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -145,7 +146,7 @@ async fn refuse(shared: &Shared, stream: TcpStream, implicit_tls: bool, reply: R
     let wire = reply.to_wire();
     let timeout = Duration::from_secs(10);
     if implicit_tls {
-        let Some(acceptor) = shared.tls.clone() else {
+        let Some(acceptor) = shared.tls.as_ref().map(SwappableAcceptor::current) else {
             return;
         };
         if let Ok(Ok(mut tls)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -473,7 +474,7 @@ impl Driver {
 
     /// The TLS handshake on the plain connection (after STARTTLS, or at once on 465).
     async fn handshake(&mut self, timeout: Duration) -> Result<(), &'static str> {
-        let Some(acceptor) = self.shared.tls.clone() else {
+        let Some(acceptor) = self.shared.tls.as_ref().map(SwappableAcceptor::current) else {
             return Err("TLS not configured");
         };
         let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Closed) else {
