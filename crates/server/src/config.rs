@@ -627,28 +627,23 @@ impl Config {
                 problem(e.to_string());
             }
         }
-        let users = self.users_file();
-        let key = if self.users.file.is_some() {
+        let users_key = if self.users.file.is_some() {
             "key `users.file`"
         } else {
             "the users file (`users.file` unset: <data_dir>/users)"
         };
-        match std::fs::metadata(&users) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => problem(format!("{key} {}: cannot read: {e}", users.display())),
-            Ok(m) if m.is_dir() => problem(format!(
-                "{key} {}: is a directory, not a users file",
-                users.display()
-            )),
-            Ok(_) => {
-                if let Err(e) = std::fs::File::open(&users).and_then(|mut f| {
-                    use std::io::Read;
-                    f.read(&mut [0u8; 1])
-                }) {
-                    problem(format!("{key} {}: cannot read: {e}", users.display()));
-                }
-            }
-        }
+        check_optional_file(&self.users_file(), users_key, "users file", &mut problem);
+        let aliases_key = if self.aliases.file.is_some() {
+            "key `aliases.file`"
+        } else {
+            "the aliases file (`aliases.file` unset: <data_dir>/aliases)"
+        };
+        check_optional_file(
+            &self.aliases_file(),
+            aliases_key,
+            "aliases file",
+            &mut problem,
+        );
         match std::fs::metadata(&self.data_dir) {
             Ok(m) if !m.is_dir() => problem(format!(
                 "key `data_dir` {}: not a directory",
@@ -714,6 +709,27 @@ fn tracing_filter_ok(s: &str) -> Result<(), ()> {
         }
     }
     Ok(())
+}
+
+/// A file that may be missing (then it is empty) but, when it exists, must
+/// be a readable file: `key` names the config key, `what` the kind of file.
+fn check_optional_file(path: &Path, key: &str, what: &str, problem: &mut impl FnMut(String)) {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problem(format!("{key} {}: cannot read: {e}", path.display())),
+        Ok(m) if m.is_dir() => problem(format!(
+            "{key} {}: is a directory, not a {what}",
+            path.display()
+        )),
+        Ok(_) => {
+            if let Err(e) = std::fs::File::open(path).and_then(|mut f| {
+                use std::io::Read;
+                f.read(&mut [0u8; 1])
+            }) {
+                problem(format!("{key} {}: cannot read: {e}", path.display()));
+            }
+        }
+    }
 }
 
 /// The system's host name (gethostname), or `localhost`.
