@@ -113,11 +113,13 @@ pub(crate) fn run(
     let protocol = listener.protocol;
     let mut d = Driver::new(shared, stream, peer, id, listener, shutdown);
     async move {
-        let Some(_slot) = d.shared.admit(peer.ip()) else {
-            tracing::warn!(peer = %peer, "refused: too many connections");
-            d.refuse(implicit_tls, Row::TooManyConnections.reply())
-                .await;
-            return;
+        let _slot = match d.shared.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(hit) => {
+                tracing::warn!(peer = %peer, limit = ?hit, "refused: too many connections");
+                d.refuse(implicit_tls, hit.row().reply()).await;
+                return;
+            }
         };
         if let Decision::Refuse(r) | Decision::Defer(r) = d
             .shared
