@@ -740,11 +740,11 @@ impl<R> Session<R> {
             Err(CommandError::Greeting(verb)) => self.error(Row::EhloSyntax.reply_with(verb)),
             Err(CommandError::BdatSyntax) => {
                 // RFC 3030 2: without a readable size the chunk cannot be skipped;
-                // the connection cannot be kept in sync, so it ends.
-                self.reply(Row::Syntax.reply_with("BDAT <size> [LAST]"));
+                // the connection cannot be kept in sync, so it ends, saying why.
+                self.reply(Row::Syntax.reply_with("BDAT chunk-size [LAST]"));
                 self.abort_message_if_begun();
                 self.tx = None;
-                self.reply(Row::TooManyErrors.reply());
+                self.reply(Row::BdatOutOfStep.reply());
                 self.events.push_back(Event::Close);
                 self.closed = true;
             }
