@@ -698,11 +698,11 @@ impl<R> Session<R> {
         }
         let Some(lf) = data.iter().position(|&b| b == b'\n') else {
             if data.len() >= self.cfg.max_line {
+                let reply = self.line_too_long(data);
                 let n = data.len();
                 input.consume(n);
                 self.discarding_line = true;
-                self.last_command = "?";
-                self.error(Row::LineTooLong.reply());
+                self.error(reply);
                 return true;
             }
             return false;
@@ -710,9 +710,9 @@ impl<R> Session<R> {
         // Commands end with CRLF; a bare LF is tolerated here as Postfix does
         // (only in DATA does it matter for smuggling, and there it never ends a line).
         if lf + 1 > self.cfg.max_line {
+            let reply = self.line_too_long(data);
             input.consume(lf + 1);
-            self.last_command = "?";
-            self.error(Row::LineTooLong.reply());
+            self.error(reply);
             return true;
         }
         let line_end = if lf > 0 && data[lf - 1] == b'\r' {
@@ -750,6 +750,24 @@ impl<R> Session<R> {
             }
         }
         true
+    }
+
+    /// The reply to a command line longer than `max_line`, from its first
+    /// bytes: where AUTH is offered, an AUTH line too long (an initial
+    /// response that does not fit) gets RFC 4954 4's `500 5.5.6`; any other
+    /// line gets RFC 5321 4.5.3.1.4's `500 5.5.2`.
+    fn line_too_long(&mut self, line: &[u8]) -> Reply {
+        let auth = self.auth_offered()
+            && line
+                .get(..5)
+                .is_some_and(|verb| verb.eq_ignore_ascii_case(b"AUTH "));
+        if auth {
+            self.last_command = "AUTH";
+            Row::AuthLineTooLong.reply()
+        } else {
+            self.last_command = "?";
+            Row::LineTooLong.reply()
+        }
     }
 
     fn command(&mut self, cmd: Command, input: &mut Input) {
