@@ -261,7 +261,6 @@ impl Driver {
         let mut draining = *self.shutdown.borrow();
         let mut grace_deadline = draining.then(Instant::now);
         loop {
-            self.session.set_storage_room(self.shared.disk.room());
             while let Some(ev) = self.session.handle(&mut self.input) {
                 match ev {
                     Event::Reply(r) => self.send(r),
