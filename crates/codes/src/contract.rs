@@ -63,9 +63,18 @@ rows! {
     /// Greeting; RFC 2034 3: no enhanced code on the greeting.
     Greeting = 220, "{} ESMTP Pillarbox";
     ShuttingDown = 421 (4, 3, 2), "{} service shutting down, try again later";
+    /// This address holds `limits.sessions_per_client` sessions already: a
+    /// policy refusal of this client (RFC 3463 X.7.0).
     TooManyConnections = 421 (4, 7, 0), "too many connections from your address";
+    /// The server holds `limits.sessions` sessions in all: it is not taking
+    /// connections for now, whoever asks (RFC 3463 X.3.2).
+    TooManySessions = 421 (4, 3, 2), "too many connections, try again later";
     Timeout = 421 (4, 4, 2), "timeout, closing connection";
     TooManyErrors = 421 (4, 7, 0), "too many errors";
+    /// After a BDAT whose chunk size cannot be read: the chunk that follows
+    /// cannot be told from the next command, so the connection ends
+    /// (RFC 3030 2; RFC 3463 X.5.0).
+    BdatOutOfStep = 421 (4, 5, 0), "cannot skip a BDAT chunk of unknown size, closing connection";
     EarlyTalker = 554 (5, 5, 1), "protocol error: talked before greeting";
     Bye = 221 (2, 0, 0), "bye";
 

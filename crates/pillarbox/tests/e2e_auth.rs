@@ -592,3 +592,38 @@ SdcC22DTi3CBujS/S2qFxFiiqeUpKOWMn/bsn308n0w=,bo1gW8FfoN4ZRCtvVyxIForPpdOpNUzSfHH
     let again = scram_first(&server, "nobody3@example.test").1;
     assert_eq!(scram_first(&server, "nobody3@example.test").1, again);
 }
+
+const EMPTY_PASSWORD_AND_LONG_LINE: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=20)
+s.ehlo()
+code, msg = s.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAA=")
+print("empty", code, msg.decode())
+code, msg = s.docmd("AUTH", "PLAIN " + "A" * 4000)
+print("long", code, msg.decode())
+code, msg = s.docmd("NOOP")
+print("noop", code)
+"#;
+
+#[test]
+fn an_empty_plain_password_gets_535_and_an_over_long_auth_line_500_5_5_6() {
+    let (dir, _server, _, subs) = server("[auth]\nfailure_delay = \"10ms\"\n");
+    let out = run_python(EMPTY_PASSWORD_AND_LONG_LINE, &[&subs.to_string()]);
+    let t = transcript(&out);
+    // RFC 4954 6: it decodes, so it is credentials, and wrong ones.
+    assert!(
+        t.contains("empty 535 5.7.8 authentication credentials invalid"),
+        "{t}"
+    );
+    // RFC 4954 4: an AUTH line longer than the command line limit.
+    assert!(
+        t.contains("long 500 5.5.6 authentication exchange line too long"),
+        "{t}"
+    );
+    assert!(t.contains("noop 250"), "the session goes on: {t}");
+    assert!(
+        dir.log().contains("alice@example.test"),
+        "the failed attempt is logged with its user"
+    );
+}

@@ -164,7 +164,9 @@ const MAX_BDAT_DIGITS: usize = 18;
 
 /// Parses one command line, CRLF already removed.
 pub fn parse(line: &[u8], cx: Context) -> Result<Command, CommandError> {
-    let line = std::str::from_utf8(line).map_err(|_| CommandError::Unknown)?;
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err(not_utf8(line));
+    };
     let (verb, rest) = match line.find(' ') {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, ""),
@@ -221,6 +223,37 @@ pub fn parse(line: &[u8], cx: Context) -> Result<Command, CommandError> {
             Ok(Command::NotImplemented)
         }
         _ => Err(CommandError::Unknown),
+    }
+}
+
+/// A line that is not UTF-8. MAIL and RCPT are still recognised (their
+/// verbs are ASCII): RFC 5321 4.1.2 and RFC 6531 3.3 allow no such bytes in
+/// a path, so the path is refused with its address code, `501 5.1.7` or
+/// `501 5.1.3` (RFC 3463 3.2), once the command is in sequence. Any other
+/// line is not a command we can read (500).
+fn not_utf8(line: &[u8]) -> CommandError {
+    let (verb, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &[][..]),
+    };
+    let has_prefix = |prefix: &[u8]| {
+        rest.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    if verb.eq_ignore_ascii_case(b"MAIL") {
+        if has_prefix(b"FROM:") {
+            CommandError::Mail(Row::BadSenderSyntax.reply())
+        } else {
+            CommandError::Syntax(MAIL_USAGE)
+        }
+    } else if verb.eq_ignore_ascii_case(b"RCPT") {
+        if has_prefix(b"TO:") {
+            CommandError::Rcpt(Row::BadRecipientSyntax.reply())
+        } else {
+            CommandError::Syntax(RCPT_USAGE)
+        }
+    } else {
+        CommandError::Unknown
     }
 }
 
@@ -488,6 +521,39 @@ mod tests {
         assert_eq!(parse(b"FOO", cx), Err(CommandError::Unknown));
         assert_eq!(parse(b"\xff\xfe", cx), Err(CommandError::Unknown));
         assert_eq!(parse(b"ETRN x", cx), Ok(Command::NotImplemented));
+    }
+
+    #[test]
+    fn mail_and_rcpt_with_invalid_utf8_are_refused_with_their_address_code() {
+        let cx = Context {
+            esmtp: true,
+            smtputf8: true,
+            ..Context::default()
+        };
+        assert_eq!(
+            parse(b"MAIL FROM:<a\xff@example.test>", cx),
+            Err(CommandError::Mail(Row::BadSenderSyntax.reply()))
+        );
+        assert_eq!(
+            parse(b"mail from:<a@example.test> SIZE=\xc3", cx),
+            Err(CommandError::Mail(Row::BadSenderSyntax.reply()))
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<\xe9t\xe9@example.test>", cx),
+            Err(CommandError::Rcpt(Row::BadRecipientSyntax.reply()))
+        );
+        // Without FROM:/TO: it is the command's syntax that is wrong.
+        assert_eq!(
+            parse(b"MAIL <\xff>", cx),
+            Err(CommandError::Syntax(MAIL_USAGE))
+        );
+        assert_eq!(
+            parse(b"RCPT \xff", cx),
+            Err(CommandError::Syntax(RCPT_USAGE))
+        );
+        // Other commands with bytes that are not UTF-8 stay unrecognised.
+        assert_eq!(parse(b"HELO \xff", cx), Err(CommandError::Unknown));
+        assert_eq!(parse(b"MAILX \xff", cx), Err(CommandError::Unknown));
     }
 
     #[test]

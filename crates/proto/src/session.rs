@@ -311,8 +311,6 @@ pub struct Session<R = ()> {
     discarding_line: bool,
     closed: bool,
     last_command: &'static str,
-    /// What storage can take now, when less than the configured maximum.
-    storage_room: Option<u64>,
     /// The authenticated identity (RFC 4954 4), until STARTTLS or the end.
     authenticated: Option<String>,
     /// An AUTH exchange in progress: lines are SASL responses, not commands.
@@ -338,7 +336,6 @@ impl<R> Session<R> {
             discarding_line: false,
             closed: false,
             last_command: "",
-            storage_room: None,
             authenticated: None,
             sasl: None,
             sasl_authcid: None,
@@ -349,13 +346,6 @@ impl<R> Session<R> {
     /// Who authenticated in this session (RFC 4954), if anyone.
     pub fn authenticated(&self) -> Option<&str> {
         self.authenticated.as_deref()
-    }
-
-    /// Caps the SIZE advertised in EHLO to what storage can take now, so the
-    /// EHLO SIZE never promises more than can be stored (RFC 1870 4). The configured
-    /// maximum still decides 552; storage decides 452 through the answers.
-    pub fn set_storage_room(&mut self, room: Option<u64>) {
-        self.storage_room = room;
     }
 
     /// The verb of the last command read (for logs): `MAIL`, `DATA` ..., or
@@ -698,11 +688,11 @@ impl<R> Session<R> {
         }
         let Some(lf) = data.iter().position(|&b| b == b'\n') else {
             if data.len() >= self.cfg.max_line {
+                let reply = self.line_too_long(data);
                 let n = data.len();
                 input.consume(n);
                 self.discarding_line = true;
-                self.last_command = "?";
-                self.error(Row::LineTooLong.reply());
+                self.error(reply);
                 return true;
             }
             return false;
@@ -710,9 +700,9 @@ impl<R> Session<R> {
         // Commands end with CRLF; a bare LF is tolerated here as Postfix does
         // (only in DATA does it matter for smuggling, and there it never ends a line).
         if lf + 1 > self.cfg.max_line {
+            let reply = self.line_too_long(data);
             input.consume(lf + 1);
-            self.last_command = "?";
-            self.error(Row::LineTooLong.reply());
+            self.error(reply);
             return true;
         }
         let line_end = if lf > 0 && data[lf - 1] == b'\r' {
@@ -740,16 +730,34 @@ impl<R> Session<R> {
             Err(CommandError::Greeting(verb)) => self.error(Row::EhloSyntax.reply_with(verb)),
             Err(CommandError::BdatSyntax) => {
                 // RFC 3030 2: without a readable size the chunk cannot be skipped;
-                // the connection cannot be kept in sync, so it ends.
-                self.reply(Row::Syntax.reply_with("BDAT <size> [LAST]"));
+                // the connection cannot be kept in sync, so it ends, saying why.
+                self.reply(Row::Syntax.reply_with("BDAT chunk-size [LAST]"));
                 self.abort_message_if_begun();
                 self.tx = None;
-                self.reply(Row::TooManyErrors.reply());
+                self.reply(Row::BdatOutOfStep.reply());
                 self.events.push_back(Event::Close);
                 self.closed = true;
             }
         }
         true
+    }
+
+    /// The reply to a command line longer than `max_line`, from its first
+    /// bytes: where AUTH is offered, an AUTH line too long (an initial
+    /// response that does not fit) gets RFC 4954 4's `500 5.5.6`; any other
+    /// line gets RFC 5321 4.5.3.1.4's `500 5.5.2`.
+    fn line_too_long(&mut self, line: &[u8]) -> Reply {
+        let auth = self.auth_offered()
+            && line
+                .get(..5)
+                .is_some_and(|verb| verb.eq_ignore_ascii_case(b"AUTH "));
+        if auth {
+            self.last_command = "AUTH";
+            Row::AuthLineTooLong.reply()
+        } else {
+            self.last_command = "?";
+            Row::LineTooLong.reply()
+        }
     }
 
     fn command(&mut self, cmd: Command, input: &mut Input) {
@@ -827,13 +835,15 @@ impl<R> Session<R> {
     /// The extension's EHLO line: its keyword and, for some, parameters.
     fn ehlo_line(&self, ext: Extension) -> String {
         match ext {
-            // RFC 1870 4: the limit in octets.
-            Extension::Size => format!(
-                "{} {}",
-                ext.keyword(),
-                self.storage_room.map_or(self.cfg.max_message_size, |r| r
-                    .min(self.cfg.max_message_size))
-            ),
+            // RFC 1870 4: the fixed maximum in octets, whatever storage can
+            // take now. A client takes a message above it as permanently too
+            // big (552), so a figure lowered to the room left would turn a
+            // temporary shortage into bounces; the shortage is said with 452
+            // 4.3.1 at MAIL or RCPT instead (RFC 1870 6.1, the disk reserve
+            // check). `SIZE 0` would mean "no fixed maximum": a maximum of 0
+            // is advertised as bare `SIZE`, which says nothing about it.
+            Extension::Size if self.cfg.max_message_size == 0 => ext.keyword().to_string(),
+            Extension::Size => format!("{} {}", ext.keyword(), self.cfg.max_message_size),
             // RFC 4954 3: the mechanisms, space-separated.
             Extension::Auth => {
                 let mut line = ext.keyword().to_string();
@@ -1418,6 +1428,23 @@ mod tests {
         let replies = drive(&mut s, b"MAIL FROM:<bad\r\nRCPT TO:<bad\r\n", |_| Ok(0));
         assert!(replies.iter().all(|r| r.starts_with("503 ")), "{replies:?}");
         assert_eq!(s.last_command(), "RCPT");
+    }
+
+    #[test]
+    fn ehlo_never_advertises_size_0_which_means_no_limit() {
+        // RFC 1870 4: `SIZE 0` is "no fixed maximum".
+        let mut s: Session<u32> = Session::new(SessionConfig {
+            max_message_size: 0,
+            ..SessionConfig::default()
+        });
+        let replies = drive(&mut s, b"EHLO c.test\r\n", |_| Ok(0));
+        assert!(replies[0].contains("250-SIZE\r\n"), "{replies:?}");
+        let mut s: Session<u32> = Session::new(SessionConfig {
+            max_message_size: 10_240,
+            ..SessionConfig::default()
+        });
+        let replies = drive(&mut s, b"EHLO c.test\r\n", |_| Ok(0));
+        assert!(replies[0].contains("250-SIZE 10240\r\n"), "{replies:?}");
     }
 
     #[test]

@@ -430,6 +430,22 @@ fn start(mechanism: Mechanism, initial: Option<&str>) -> (ServerExchange, Server
 }
 
 #[test]
+fn an_empty_plain_password_never_succeeds_even_if_the_directory_says_yes() {
+    let (mut server, step) = start(Mechanism::Plain, Some(&encode(b"\0tim\0")));
+    assert_eq!(
+        step,
+        ServerStep::CheckPassword {
+            authcid: "tim".into(),
+            password: String::new()
+        }
+    );
+    assert_eq!(
+        server.password_checked(true),
+        ServerStep::Failure(Failure::InvalidCredentials)
+    );
+}
+
+#[test]
 fn failures_map_to_contract_rows() {
     assert_eq!(Failure::InvalidCredentials.row(), Row::AuthInvalid);
     assert_eq!(Failure::Cancelled.row(), Row::AuthCancelled);

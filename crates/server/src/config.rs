@@ -587,6 +587,10 @@ impl Config {
                 "key `limits.command_line`: must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
             );
         }
+        if l.message_size.0 == 0 {
+            // RFC 1870 4: an advertised `SIZE 0` means "no limit".
+            return Err("key `limits.message_size`: must be more than 0".into());
+        }
         if l.sessions == 0 || l.sessions_per_client == 0 || l.errors == 0 {
             return Err("keys `limits.sessions`, `limits.sessions_per_client`, `limits.errors`: must be at least 1".into());
         }
@@ -953,6 +957,14 @@ mod tests {
             s.contains("/etc/p.toml") && s.contains("mesage_size"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_message_size_of_0_is_refused_as_it_would_advertise_no_limit() {
+        let e = Config::parse("[limits]\nmessage_size = 0\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.message_size"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use pillarbox_codes::Row;
 use pillarbox_store::MaildirStore;
 
 use pillarbox_state::{Retention, SqliteState, StateStore};
@@ -97,20 +98,58 @@ impl Drop for SessionSlot {
     }
 }
 
+/// Which connection limit refused a session ([`Shared::admit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    /// This address holds `limits.sessions_per_client` sessions already.
+    PerClient,
+    /// The server holds `limits.sessions` sessions in all.
+    Total,
+}
+
+impl LimitHit {
+    /// The refusal: RFC 5321 3.8 / 4.2.2 allow 421 before the greeting; the
+    /// enhanced code says whose limit it is (RFC 3463 X.7.0 for a policy on
+    /// this client, X.3.2 for a server not taking connections now).
+    pub(crate) fn row(self) -> Row {
+        match self {
+            LimitHit::PerClient => Row::TooManyConnections,
+            LimitHit::Total => Row::TooManySessions,
+        }
+    }
+}
+
+/// The limit a new session from an address holding `from_address` sessions
+/// would break, with `open` sessions in all; the address's own first.
+fn limit_hit(
+    from_address: usize,
+    open: usize,
+    per_client: usize,
+    total: usize,
+) -> Option<LimitHit> {
+    if from_address >= per_client {
+        Some(LimitHit::PerClient)
+    } else if open >= total {
+        Some(LimitHit::Total)
+    } else {
+        None
+    }
+}
+
 impl Shared {
-    /// Takes a session slot, or None when the total or this address's limit is reached.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<SessionSlot> {
+    /// Takes a session slot, or says which limit is reached. When both are,
+    /// the address's own limit is named: it is the one the client can act on.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<SessionSlot, LimitHit> {
         let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
         let limits = &self.cfg.limits;
         let n = map.get(&ip).copied().unwrap_or(0);
-        if n >= limits.sessions_per_client
-            || self.open_sessions.load(Ordering::SeqCst) >= limits.sessions
-        {
-            return None;
+        let open = self.open_sessions.load(Ordering::SeqCst);
+        if let Some(hit) = limit_hit(n, open, limits.sessions_per_client, limits.sessions) {
+            return Err(hit);
         }
         map.insert(ip, n + 1);
         self.open_sessions.fetch_add(1, Ordering::SeqCst);
-        Some(SessionSlot {
+        Ok(SessionSlot {
             shared: self.clone(),
             ip,
         })
@@ -379,4 +418,40 @@ async fn accept_loop(
     }
     drop(listener);
     while sessions.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_global_limit_refuses_with_4_3_2_not_the_per_address_text() {
+        // One session from this address, the server full: not this client's fault.
+        let hit = limit_hit(1, 10, 5, 10);
+        assert_eq!(hit, Some(LimitHit::Total));
+        assert_eq!(
+            LimitHit::Total.row().reply().to_wire(),
+            "421 4.3.2 too many connections, try again later\r\n"
+        );
+    }
+
+    #[test]
+    fn the_per_address_limit_refuses_with_4_7_0() {
+        assert_eq!(limit_hit(5, 6, 5, 10), Some(LimitHit::PerClient));
+        assert_eq!(
+            LimitHit::PerClient.row().reply().to_wire(),
+            "421 4.7.0 too many connections from your address\r\n"
+        );
+    }
+
+    #[test]
+    fn with_both_limits_reached_the_address_limit_is_named() {
+        assert_eq!(limit_hit(5, 10, 5, 10), Some(LimitHit::PerClient));
+    }
+
+    #[test]
+    fn below_both_limits_a_session_is_admitted() {
+        assert_eq!(limit_hit(4, 9, 5, 10), None);
+        assert_eq!(limit_hit(0, 0, 1, 1), None);
+    }
 }

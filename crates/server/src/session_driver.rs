@@ -115,11 +115,13 @@ pub(crate) fn run(
     let protocol = listener.protocol;
     let mut d = Driver::new(shared, stream, peer, id, listener, shutdown);
     async move {
-        let Some(_slot) = d.shared.admit(peer.ip()) else {
-            tracing::warn!(peer = %peer, "refused: too many connections");
-            d.refuse(implicit_tls, Row::TooManyConnections.reply())
-                .await;
-            return;
+        let _slot = match d.shared.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(hit) => {
+                tracing::warn!(peer = %peer, limit = ?hit, "refused: too many connections");
+                d.refuse(implicit_tls, hit.row().reply()).await;
+                return;
+            }
         };
         if let Decision::Refuse(r) | Decision::Defer(r) = d
             .shared
@@ -266,7 +268,6 @@ impl Driver {
         let mut grace_deadline = draining.then(Instant::now);
         self.pace.command(Instant::now());
         loop {
-            self.session.set_storage_room(self.shared.disk.room());
             // Any event means a whole command line was read (or body bytes
             // passed on): the wait for the next command starts afresh.
             let mut progressed = false;

@@ -60,12 +60,6 @@ impl DiskWatch {
         }
     }
 
-    /// Bytes that may still be stored above the reserve; None if unknown.
-    pub fn room(&self) -> Option<u64> {
-        let s = self.space()?;
-        Some(s.available.saturating_sub(self.reserve.bytes(s.total)))
-    }
-
     /// MAIL/RCPT: refuse with 452 4.3.1 when below the reserve, or when the
     /// declared size does not fit above it.
     pub fn check(&self, size: Option<u64>) -> Result<(), Reply> {

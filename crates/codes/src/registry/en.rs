@@ -461,7 +461,7 @@ pub(super) const TEXTS: &[Text] = &[
         "As 4.3.2: later. As 5.3.2: no.",
         "Retry later; for 5.3.2, check the domain's MX records.",
         "Finish the maintenance or restart; fix MX records if this host should not get mail.",
-        "The server is draining or down for maintenance, or takes no mail at all."),
+        "The server is draining, at its limit of connections in all, or down for maintenance, or takes no mail at all."),
     t(x(3, 3), "System not capable of selected features",
         "The destination does not support a feature the message needs (for example at a gateway).",
         "After MAIL or RCPT with parameters, at the end of data, or in a bounce.",

@@ -456,7 +456,7 @@ pub(super) const TEXTS: &[Text] = &[
         "Sebagai 4.3.2: nanti. Sebagai 5.3.2: tidak.",
         "Coba lagi nanti; untuk 5.3.2, periksa rekaman MX domain.",
         "Selesaikan pemeliharaan atau mulai ulang; perbaiki rekaman MX bila host ini tidak semestinya menerima surat.",
-        "Server sedang berhenti melayani atau dalam pemeliharaan, atau sama sekali tidak menerima surat."),
+        "Server sedang berhenti melayani, mencapai batas jumlah seluruh sambungannya, atau dalam pemeliharaan, atau sama sekali tidak menerima surat."),
     t(x(3, 3), "Sistem tidak mampu menjalankan fitur yang dipilih",
         "Tujuan tidak mendukung fitur yang dibutuhkan pesan (misalnya di sebuah gateway).",
         "Setelah MAIL atau RCPT dengan parameter, di akhir data, atau dalam bounce.",

@@ -456,7 +456,7 @@ pub(super) const TEXTS: &[Text] = &[
         "Como 4.3.2: mais tarde. Como 5.3.2: não.",
         "Tente mais tarde; para 5.3.2, verifique os registros MX do domínio.",
         "Termine a manutenção ou reinicie; corrija os registros MX se este host não deve receber correio.",
-        "O servidor está sendo desligado ou em manutenção, ou não recebe correio algum."),
+        "O servidor está sendo desligado, no limite total de conexões ou em manutenção, ou não recebe correio algum."),
     t(x(3, 3), "Sistema sem suporte aos recursos selecionados",
         "O destino não suporta um recurso de que a mensagem precisa (por exemplo num gateway).",
         "Após MAIL ou RCPT com parâmetros, no fim dos dados, ou num bounce.",

@@ -456,7 +456,7 @@ pub(super) const TEXTS: &[Text] = &[
         "4.3.2 olarak: daha sonra. 5.3.2 olarak: hayır.",
         "Daha sonra yeniden deneyin; 5.3.2 için alan adının MX kayıtlarını denetleyin.",
         "Bakımı bitirin ya da yeniden başlatın; bu ana makine posta almamalıysa MX kayıtlarını düzeltin.",
-        "Sunucu hizmetten çekiliyor ya da bakımdaysa, veya hiç posta almıyorsa."),
+        "Sunucu hizmetten çekiliyor, toplam bağlantı sınırına ulaşmış ya da bakımdaysa, veya hiç posta almıyorsa."),
     t(x(3, 3), "Sistem seçilen özellikleri desteklemiyor",
         "Hedef, iletinin ihtiyaç duyduğu bir özelliği desteklemiyor (örneğin bir ağ geçidinde).",
         "Parametreli MAIL ya da RCPT sonrasında, veri sonunda ya da geri dönen bir iletide.",

@@ -127,7 +127,7 @@ pub enum Failure {
     /// A line that is not base64 (RFC 4954 4): `501 5.5.2`.
     BadBase64,
     /// Base64 that decodes to something the mechanism cannot parse (PLAIN
-    /// without two NULs, CRAM-MD5 without a 32-digit digest, a SCRAM message
+    /// without two NULs or without an authcid, CRAM-MD5 without a 32-digit digest, a SCRAM message
     /// out of syntax, SCRAM `p=` channel binding, text that is not UTF-8),
     /// an initial response to CRAM-MD5 (RFC 4954 4 says 501), or a
     /// non-empty answer to the SCRAM server-final: `501 5.5.2`, the same
@@ -225,9 +225,12 @@ enum ServerState {
     LoginPassword {
         username: String,
     },
-    /// Waiting for [`ServerExchange::password_checked`].
+    /// Waiting for [`ServerExchange::password_checked`]. An empty password
+    /// is asked about like any other (the same time, the same counting) but
+    /// never succeeds: RFC 4616 2 and RFC 4954 6 know no empty secret.
     PasswordCheck {
         authcid: String,
+        empty: bool,
     },
     CramResponse {
         challenge: String,
@@ -402,7 +405,10 @@ impl ServerExchange {
     /// The directory's verdict on a [`ServerStep::CheckPassword`].
     pub fn password_checked(&mut self, ok: bool) -> ServerStep {
         match std::mem::replace(&mut self.state, ServerState::Done) {
-            ServerState::PasswordCheck { authcid } if ok => ServerStep::Success { authcid },
+            ServerState::PasswordCheck {
+                authcid,
+                empty: false,
+            } if ok => ServerStep::Success { authcid },
             _ => ServerStep::Failure(Failure::InvalidCredentials),
         }
     }
@@ -478,6 +484,7 @@ impl ServerExchange {
     fn check_password(&mut self, authcid: String, password: String) -> ServerStep {
         self.state = ServerState::PasswordCheck {
             authcid: authcid.clone(),
+            empty: password.is_empty(),
         };
         ServerStep::CheckPassword { authcid, password }
     }

@@ -10,10 +10,13 @@ pub(crate) struct PlainCredentials {
 
 /// Parse the client's message (RFC 4616 2).
 ///
-/// `message = [authzid] UTF8NUL authcid UTF8NUL passwd`, with `authcid` and
-/// `passwd` at least one character of UTF-8 without NUL: anything else is
-/// [`Failure::Malformed`]. We do not act for another identity: an authzid that
-/// is neither empty nor the authcid is refused as
+/// `message = [authzid] UTF8NUL authcid UTF8NUL passwd`: without the two NULs,
+/// with an empty authcid or with text that is not UTF-8 it is
+/// [`Failure::Malformed`]. An empty password decodes fine and names a user,
+/// so it is credentials, checked like any other: RFC 4616 2 asks for at least
+/// one character, so it can never be right, and the exchange makes sure it
+/// fails with `535 5.7.8` (RFC 4954 6). We do not act for another identity:
+/// an authzid that is neither empty nor the authcid is refused as
 /// [`Failure::InvalidCredentials`] (RFC 4616 2 leaves the authorization
 /// policy to the server), before the password is looked at.
 pub(crate) fn parse(message: &[u8]) -> Result<PlainCredentials, Failure> {
@@ -24,7 +27,7 @@ pub(crate) fn parse(message: &[u8]) -> Result<PlainCredentials, Failure> {
         return Err(Failure::Malformed);
     };
     let (authzid, authcid, password) = (utf8(authzid)?, utf8(authcid)?, utf8(password)?);
-    if authcid.is_empty() || password.is_empty() {
+    if authcid.is_empty() {
         return Err(Failure::Malformed);
     }
     if !authzid.is_empty() && authzid != authcid {
