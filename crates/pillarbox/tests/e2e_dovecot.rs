@@ -1,24 +1,25 @@
-//! Dovecot reads the Maildir Pillarbox writes: proof that it is the real thing
-//! (`mail_location = maildir:<data_dir>/mail/%d/%n/Maildir`, `,S=` and `,W=` right).
+//! Dovecot reads the Maildir Pillarbox writes and logs users in from Pillarbox's
+//! users file, with the configuration of `docs/dovecot.md` as written there:
+//! proof that the guide works (`mail_location = maildir:<data_dir>/mail/%d/%n/Maildir`,
+//! `,S=` and `,W=` right, `{ARGON2ID}` hashes from `pillarbox users add`).
 
 mod common;
 
-use common::{run_client, sample_message, to_crlf, transcript, Config, TestDir, CLIENT_TIMEOUT};
+use common::{
+    conf_block_after, dovecot_config_from_docs, run_client, sample_message, to_crlf, transcript,
+    Config, Dovecot, TestDir, CLIENT_TIMEOUT,
+};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
-/// Dovecot's IMAP binary (Debian `dovecot-imapd`); run directly it is pre-authenticated
-/// as `$USER` and speaks IMAP on stdin/stdout.
-const DOVECOT_IMAP: &str = "/usr/lib/dovecot/imap";
-
-/// Selects INBOX over IMAP4_stream and writes message 1's BODY[] to a file.
-/// Arguments: the imap command line, the output path. Prints `EXISTS n` and `SIZE n`.
+/// Logs in over IMAP, selects INBOX and writes message 1's BODY[] to a file.
+/// Arguments: port, user, password, output path. Prints `EXISTS n` and `SIZE n`.
 const IMAP_FETCH: &str = r#"
 import imaplib, re, sys
-cmd, out = sys.argv[1:3]
-m = imaplib.IMAP4_stream(cmd)
+port, user, password, out = sys.argv[1:5]
+m = imaplib.IMAP4('127.0.0.1', int(port), timeout=30)
+typ, data = m.login(user, password)
+assert typ == 'OK', (typ, data)
 typ, data = m.select('INBOX', readonly=True)
 assert typ == 'OK', (typ, data)
 print('EXISTS', int(data[0]))
@@ -30,81 +31,78 @@ open(out, 'wb').write(body)
 m.logout()
 "#;
 
-fn current_uid() -> String {
-    let out = Command::new("id").arg("-u").output().expect("run id -u");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+/// Tries an IMAP LOGIN; prints `LOGIN OK` or `LOGIN NO <text>`.
+/// Arguments: port, user, password.
+const IMAP_LOGIN: &str = r#"
+import imaplib, sys
+port, user, password = sys.argv[1:4]
+m = imaplib.IMAP4('127.0.0.1', int(port), timeout=30)
+try:
+    m.login(user, password)
+    print('LOGIN OK')
+    m.logout()
+except imaplib.IMAP4.error as e:
+    print('LOGIN NO', e)
+"#;
 
-fn run(cmd: &str, args: &[&str]) {
-    let status = Command::new(cmd)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(status.success(), "{cmd} {args:?} failed");
-}
+const PASSWORD: &str = "correct horse battery";
 
-/// Dovecot refuses to access mail as root. When the tests run as root (as CI
-/// does), the mail tree is handed to `nobody` and Dovecot drops to it.
-fn dovecot_config(dir: &TestDir) -> String {
-    let uid = current_uid();
-    let (mail_uid, mail_gid) = if uid == "0" {
-        run(
-            "chown",
-            &[
-                "-R",
-                "65534:65534",
-                &dir.data_dir.join("mail").display().to_string(),
-            ],
-        );
-        for path in [dir.path(), dir.data_dir.as_path()] {
-            run("chmod", &["755", &path.display().to_string()]);
-        }
-        for ancestor in dir.path().ancestors().skip(1) {
-            let mode = fs::metadata(ancestor)
-                .map(|m| m.permissions().mode())
-                .unwrap_or(0);
-            assert!(
-                mode & 0o001 != 0,
-                "Dovecot runs as nobody and cannot pass {} (mode {:o}): point TMPDIR at a world-traversable directory",
-                ancestor.display(),
-                mode & 0o7777
-            );
-        }
-        ("65534".to_string(), "65534".to_string())
-    } else {
-        let gid = Command::new("id").arg("-g").output().expect("run id -g");
-        (uid, String::from_utf8_lossy(&gid.stdout).trim().to_string())
-    };
-    let run_dir = dir.path().join("dovecot-run");
-    fs::create_dir_all(&run_dir).expect("create dovecot base_dir");
-    format!(
-        "log_path = /dev/stderr\n\
-         ssl = no\n\
-         protocols = imap\n\
-         mail_location = maildir:{data}/mail/%d/%n/Maildir\n\
-         mail_uid = {mail_uid}\n\
-         mail_gid = {mail_gid}\n\
-         first_valid_uid = 1\n\
-         base_dir = {run}\n\
-         state_dir = {run}\n",
-        data = dir.data_dir.display(),
-        run = run_dir.display(),
-    )
-}
-
-fn assert_installed(path: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install Dovecot's IMAP server (`apt-get install dovecot-imapd`; .ci/run installs it)"
-    );
+fn python(script: &str, args: &[&str]) -> (std::process::Output, String) {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(script).args(args);
+    let output = run_client(cmd, None, CLIENT_TIMEOUT, "install Python 3");
+    let text = transcript(&output);
+    (output, text)
 }
 
 #[test]
-fn dovecot_imap_fetches_the_delivered_message() {
-    assert_installed(DOVECOT_IMAP);
-    let dir = TestDir::new(&Config::default());
+fn the_guide_has_its_configuration_and_test_blocks() {
+    let doc = fs::read_to_string(common::dovecot_doc_path()).expect("read docs/dovecot.md");
+    let conf = conf_block_after(&doc, "The configuration").unwrap();
+    for line in [
+        "mail_location = maildir:@DATA_DIR@/mail/%d/%n/Maildir",
+        "quota = maildir:User quota",
+    ] {
+        assert!(
+            conf.contains(line),
+            "the configuration lacks `{line}`:\n{conf}"
+        );
+    }
+    let plumbing = conf_block_after(&doc, "What the tests add").unwrap();
+    assert!(plumbing.contains("ssl = no"), "{plumbing}");
+}
+
+#[test]
+fn conf_block_after_a_heading_is_extracted_and_a_missing_one_is_named() {
+    let doc = "# T\n## A\ntext\n```conf\nx = 1\n```\n## B\n```sh\nls\n```\n## C\n```conf\ny\n";
+    assert_eq!(conf_block_after(doc, "A").unwrap(), "x = 1\n");
+    assert_eq!(
+        conf_block_after(doc, "B").unwrap_err(),
+        "no ```conf block after `## B`"
+    );
+    assert_eq!(
+        conf_block_after(doc, "C").unwrap_err(),
+        "the ```conf block after `## C` is not closed"
+    );
+    assert_eq!(conf_block_after(doc, "D").unwrap_err(), "no heading `## D`");
+}
+
+#[test]
+#[should_panic(expected = "@NOT_IN_THE_DOC@")]
+fn a_placeholder_the_guide_lacks_fails_the_config() {
+    dovecot_config_from_docs(&[("NOT_IN_THE_DOC", "x".to_string())]);
+}
+
+#[test]
+fn dovecot_logs_in_a_user_added_by_pillarbox_and_fetches_the_delivered_message() {
+    let dir = TestDir::new(&Config {
+        users: Vec::new(),
+        catch_all: false,
+        ..Config::default()
+    });
     let from = "imap-sender@client.test";
     let rcpt = "alice@example.test";
+    dir.users_add(rcpt, PASSWORD);
     let msg = sample_message("dovecot", rcpt);
     {
         let server = dir.start();
@@ -121,28 +119,34 @@ fn dovecot_imap_fetches_the_delivered_message() {
     stored[0].assert_is(from, &msg);
     let stored_bytes = stored[0].bytes.clone();
 
-    let conf = dir.path().join("dovecot.conf");
-    fs::write(&conf, dovecot_config(&dir)).expect("write dovecot.conf");
-    let imap_cmd = format!("env -i USER={rcpt} {DOVECOT_IMAP} -c {}", conf.display());
+    let dovecot = Dovecot::start(&dir);
+    let port = dovecot.imap_port.to_string();
+    let (_, wrong) = python(IMAP_LOGIN, &[&port, rcpt, "not the password"]);
+    assert!(
+        wrong.contains("LOGIN NO"),
+        "a wrong password must not log in:\n{wrong}"
+    );
     let fetched_path = dir.path().join("fetched.eml");
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(IMAP_FETCH)
-        .arg(&imap_cmd)
-        .arg(&fetched_path);
-    let output = run_client(cmd, None, CLIENT_TIMEOUT, "install Python 3");
-    let text = transcript(&output);
+    let (output, text) = python(
+        IMAP_FETCH,
+        &[&port, rcpt, PASSWORD, &fetched_path.display().to_string()],
+    );
     assert!(
         output.status.success(),
-        "IMAP fetch through Dovecot failed:\n{text}"
+        "IMAP LOGIN and fetch through Dovecot failed:\n{text}\n--- Dovecot's log ---\n{}",
+        dovecot.log()
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let log = dovecot.log();
     for bad in ["Error:", "Fatal:", "Panic:", "Warning:"] {
         assert!(
-            !stderr.contains(bad),
-            "Dovecot complained about our Maildir:\n{text}"
+            !log.contains(bad),
+            "Dovecot complained about our Maildir or users file:\n{log}"
         );
     }
+    assert!(
+        log.contains(&format!("Login: user=<{rcpt}>")),
+        "Dovecot logged the user in with the password from our users file:\n{log}"
+    );
     assert!(
         text.contains("EXISTS 1\n"),
         "Dovecot should see exactly one message:\n{text}"

@@ -873,3 +873,272 @@ pub fn transcript(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// `docs/dovecot.md`, the guide whose configuration the Dovecot tests run.
+pub fn dovecot_doc_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dovecot.md")
+}
+
+/// The body of the first ```` ```conf ```` block after the line `## {heading}`
+/// (before the next `## ` heading), or why there is none.
+pub fn conf_block_after(doc: &str, heading: &str) -> Result<String, String> {
+    let marker = format!("## {heading}");
+    let mut lines = doc.lines().skip_while(|l| l.trim_end() != marker);
+    if lines.next().is_none() {
+        return Err(format!("no heading `{marker}`"));
+    }
+    let mut block = String::new();
+    let mut inside = false;
+    for line in lines {
+        if !inside && line.starts_with("## ") {
+            break;
+        }
+        if !inside {
+            inside = line.trim_end() == "```conf";
+        } else if line.trim_end() == "```" {
+            return Ok(block);
+        } else {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    Err(if inside {
+        format!("the ```conf block after `{marker}` is not closed")
+    } else {
+        format!("no ```conf block after `{marker}`")
+    })
+}
+
+/// The Dovecot configuration of `docs/dovecot.md` as the tests run it: the block
+/// after "The configuration", then the block after "What the tests add", with
+/// each `(placeholder, value)` replaced (`("DATA_DIR", "/x")` replaces
+/// `@DATA_DIR@`). Every placeholder given must occur in the doc, and none may be
+/// left over, so the doc and the tests cannot drift apart silently.
+pub fn dovecot_config_from_docs(values: &[(&str, String)]) -> String {
+    let path = dovecot_doc_path();
+    let doc = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the Dovecot guide {}: {e}", path.display()));
+    let mut conf = String::new();
+    for heading in ["The configuration", "What the tests add"] {
+        let block =
+            conf_block_after(&doc, heading).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        conf.push_str(&block);
+    }
+    for (name, value) in values {
+        let placeholder = format!("@{name}@");
+        assert!(
+            conf.contains(&placeholder),
+            "{}: the configuration has no {placeholder}, which the tests fill in",
+            path.display()
+        );
+        conf = conf.replace(&placeholder, value);
+    }
+    let left_over = conf.match_indices('@').find_map(|(at, _)| {
+        let rest = &conf[at + 1..];
+        let name = &rest[..rest.find('@')?];
+        let is_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+        is_name.then_some(name)
+    });
+    if let Some(left) = left_over {
+        panic!(
+            "{}: placeholder @{left}@ is not one the tests fill in",
+            path.display()
+        );
+    }
+    conf
+}
+
+impl TestDir {
+    /// The users file the config names (`[users] file`).
+    pub fn users_file(&self) -> PathBuf {
+        self.path().join("users")
+    }
+
+    /// `pillarbox users add ADDRESS --password-stdin`, checked.
+    pub fn users_add(&self, address: &str, password: &str) {
+        let mut cmd = Command::new(binary());
+        cmd.arg("users")
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["add", address, "--password-stdin"]);
+        let out = run_client(
+            cmd,
+            Some(format!("{password}\n").into_bytes()),
+            CLIENT_TIMEOUT,
+            "-",
+        );
+        assert!(
+            out.status.success(),
+            "users add {address}: {}",
+            transcript(&out)
+        );
+    }
+}
+
+fn id_of(args: &[&str]) -> String {
+    let out = Command::new("id").args(args).output().expect("run id");
+    assert!(out.status.success(), "id {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A real Dovecot (`dovecot -F`, Debian `dovecot-core` and `dovecot-imapd`) on a
+/// test's data directory, configured by `docs/dovecot.md`; stopped on drop.
+pub struct Dovecot {
+    child: Child,
+    /// The dovecot.conf it runs, for `doveadm -c`.
+    pub conf: PathBuf,
+    pub log_path: PathBuf,
+    /// Its IMAP listener on 127.0.0.1.
+    pub imap_port: u16,
+}
+
+impl Dovecot {
+    /// Starts Dovecot on `dir`'s Maildirs and users file. The mail user is
+    /// `nobody`: as the guide says for a server that ran as root, the mail tree
+    /// and the users file are handed to it first (so call this after Pillarbox
+    /// has created them).
+    pub fn start(dir: &TestDir) -> Dovecot {
+        assert_eq!(
+            id_of(&["-u"]),
+            "0",
+            "the Dovecot tests run as root (as scripts/test and CI do): Dovecot's master process starts its services as other users"
+        );
+        for bin in ["dovecot", "doveadm", "/usr/lib/dovecot/imap-login"] {
+            let found = if bin.starts_with('/') {
+                Path::new(bin).exists()
+            } else {
+                Command::new("which")
+                    .arg(bin)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            assert!(
+                found,
+                "{bin} is missing: install Dovecot (`apt-get install dovecot-core dovecot-imapd`; scripts/test installs them)"
+            );
+        }
+        let users_file = dir.users_file();
+        let mail_uid = id_of(&["-u", "nobody"]);
+        let mail_gid = id_of(&["-g", "nobody"]);
+        let owner = format!("{mail_uid}:{mail_gid}");
+        for path in [dir.data_dir.join("mail"), users_file.clone()] {
+            let status = Command::new("chown")
+                .args(["-R", &owner])
+                .arg(&path)
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown -R {owner} {}", path.display());
+        }
+        // The test's own directories are root's; nobody must pass them.
+        for path in [dir.path(), dir.data_dir.as_path()] {
+            fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        }
+        for ancestor in dir.path().ancestors().skip(1) {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &fs::metadata(ancestor)
+                    .map(|m| m.permissions())
+                    .unwrap_or_else(|e| panic!("stat {}: {e}", ancestor.display())),
+            );
+            assert!(
+                mode & 0o001 != 0,
+                "Dovecot reads mail as nobody and cannot pass {} (mode {:o}): point TMPDIR at a world-traversable directory",
+                ancestor.display(),
+                mode & 0o7777
+            );
+        }
+        let base_dir = dir.path().join("dovecot-run");
+        fs::create_dir_all(&base_dir).expect("create Dovecot's base_dir");
+        let log_path = dir.path().join("dovecot.log");
+        let imap_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("find a free port")
+            .port();
+        let conf = dir.path().join("dovecot.conf");
+        let text = dovecot_config_from_docs(&[
+            ("DATA_DIR", dir.data_dir.display().to_string()),
+            ("USERS_FILE", users_file.display().to_string()),
+            ("MAIL_USER", "nobody".to_string()),
+            ("MAIL_UID", mail_uid),
+            ("MAIL_GID", mail_gid),
+            ("BASE_DIR", base_dir.display().to_string()),
+            ("LOG_PATH", log_path.display().to_string()),
+            ("IMAP_PORT", imap_port.to_string()),
+        ]);
+        fs::write(&conf, text).expect("write dovecot.conf");
+        let child = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start dovecot (Debian dovecot-core): {e}"));
+        let mut dovecot = Dovecot {
+            child,
+            conf,
+            log_path,
+            imap_port,
+        };
+        // Ready: the auth service's socket exists and IMAP accepts connections.
+        let socket = base_dir.join("auth-userdb");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !(socket.exists() && TcpStream::connect(("127.0.0.1", imap_port)).is_ok()) {
+            if let Ok(Some(status)) = dovecot.child.try_wait() {
+                panic!(
+                    "dovecot exited ({status}) at start\n--- its log ---\n{}",
+                    dovecot.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not create {} and listen on 127.0.0.1:{imap_port} within {READY_TIMEOUT:?}\n--- its log ---\n{}",
+                socket.display(),
+                dovecot.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        dovecot
+    }
+
+    /// Dovecot's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `doveadm -c <conf> ARGS`: its stdout, after checking that it succeeded.
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("doveadm");
+        cmd.arg("-c").arg(&self.conf).args(args);
+        let out = run_client(
+            cmd,
+            None,
+            CLIENT_TIMEOUT,
+            "install Dovecot (`apt-get install dovecot-core`)",
+        );
+        assert!(
+            out.status.success(),
+            "doveadm {args:?} failed:\n{}\n--- Dovecot's log ---\n{}",
+            transcript(&out),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        // SIGTERM stops the master and with it every service; SIGKILL if it lingers.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
