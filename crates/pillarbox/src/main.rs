@@ -198,8 +198,28 @@ fn check_config(
     };
     let cfg = load_checked(&file)?;
     print!("{}", cfg.to_toml());
+    for address in role_addresses_missing(&cfg) {
+        eprintln!(
+            "{}: warning: {address} is not deliverable; RFC 5321 and RFC 2142 expect it: add a user, or an alias in {} (e.g. `{address}  you@{}`)",
+            file.display(),
+            cfg.aliases_file().display(),
+            cfg.primary_domain()
+        );
+    }
     eprintln!("{}: ok", file.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// postmaster@ and abuse@ of the local domains that no user, alias or
+/// catch-all takes.
+fn role_addresses_missing(cfg: &Config) -> Vec<String> {
+    use pillarbox_server::aliases::Aliases;
+    use pillarbox_server::policy::resolve::LocalRecipients;
+    let users = pillarbox_store::UserDirectory::load(&cfg.users_file(), cfg.primary_domain())
+        .map(|(users, _)| users)
+        .unwrap_or_default();
+    let aliases = std::sync::Arc::new(Aliases::open(cfg.aliases_file()));
+    LocalRecipients::new(cfg, aliases).undeliverable_role_addresses(&users)
 }
 
 /// Reads a config file and checks every file it names; the error lists every

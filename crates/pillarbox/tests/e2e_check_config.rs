@@ -232,3 +232,32 @@ fn check_config_file_wins_over_pillarbox_config() {
     let output = run_client(cmd, None, CLIENT_TIMEOUT, "build the pillarbox binary");
     assert!(output.status.success(), "{}", transcript(&output));
 }
+
+#[test]
+fn check_config_warns_of_an_undeliverable_abuse_address_until_an_alias_covers_it() {
+    let dir = TestDir::new(&Config {
+        catch_all: false,
+        ..Config::default()
+    });
+    let output = check_config(&dir.config_path);
+    let text = transcript(&output);
+    assert!(output.status.success(), "a warning, not a refusal:\n{text}");
+    for domain in ["example.test", "other.test"] {
+        assert!(
+            text.contains(&format!("warning: abuse@{domain} is not deliverable")),
+            "{text}"
+        );
+    }
+    // postmaster is always taken (RFC 5321 4.5.1).
+    assert!(!text.contains("postmaster@example.test is not"), "{text}");
+    fs::create_dir_all(&dir.data_dir).expect("data dir");
+    fs::write(
+        dir.data_dir.join("aliases"),
+        "abuse@example.test postmaster\nabuse@other.test postmaster\n",
+    )
+    .expect("write aliases");
+    let output = check_config(&dir.config_path);
+    let text = transcript(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+}

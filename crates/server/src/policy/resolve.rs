@@ -209,6 +209,33 @@ impl LocalRecipients {
     }
 }
 
+/// The role addresses every local domain should take: postmaster (RFC 5321
+/// 4.5.1 requires it) and abuse (RFC 2142).
+pub const ROLE_ADDRESSES: [&str; 2] = ["postmaster", "abuse"];
+
+impl LocalRecipients {
+    /// The role addresses ([`ROLE_ADDRESSES`]) of the local domains that
+    /// `users` and the aliases do not deliver, as `role@domain`.
+    pub fn undeliverable_role_addresses(&self, users: &UserDirectory) -> Vec<String> {
+        let aliases = self.aliases.current();
+        let lookup = Lookup {
+            users,
+            aliases: &aliases,
+            users_current: true,
+        };
+        let mut missing = Vec::new();
+        for domain in &self.domains {
+            for role in ROLE_ADDRESSES {
+                let mut out = Vec::new();
+                if self.expand(&lookup, role, domain, 0, &mut out).is_err() {
+                    missing.push(format!("{role}@{domain}"));
+                }
+            }
+        }
+        missing
+    }
+}
+
 impl Resolve for LocalRecipients {
     fn resolve<'a>(
         &'a self,
@@ -341,6 +368,20 @@ mod tests {
         assert_eq!(
             resolve(&r, "fwd@example.test"),
             Err(Row::RemoteNotAvailable.reply())
+        );
+    }
+
+    #[test]
+    fn abuse_without_a_user_or_alias_is_reported_and_an_alias_covers_it() {
+        let r = resolver("abuse@example.test postmaster\n", false);
+        assert_eq!(
+            r.undeliverable_role_addresses(&users()),
+            ["abuse@other.test"]
+        );
+        let r = resolver("", true);
+        assert!(
+            r.undeliverable_role_addresses(&users()).is_empty(),
+            "catch-all takes them"
         );
     }
 
