@@ -276,3 +276,21 @@ fn aliases_and_plus_addresses_reach_the_right_mailboxes_and_the_file_is_reread()
         "the reload is logged"
     );
 }
+
+#[test]
+fn a_bare_quota_rule_in_the_users_file_is_warned_about() {
+    let dir = TestDir::new(&Config {
+        users: vec![
+            "alice@example.test::1000:1000::::quota_rule=*:storage=1M".to_string(),
+            "bob@example.test::1000:1000::::userdb_quota_rule=*:storage=1M".to_string(),
+        ],
+        ..Config::default()
+    });
+    let _server = dir.start();
+    let log = dir.log();
+    assert!(
+        log.contains("user=alice@example.test") && log.contains("write `userdb_quota_rule=`"),
+        "{log}"
+    );
+    assert!(!log.contains("user=bob@example.test"), "{log}");
+}

@@ -97,6 +97,15 @@ impl Directory {
                 if mtime.is_some() {
                     tracing::info!(file = %self.path.display(), users = dir.len(), "users file loaded");
                 }
+                for u in dir.iter().filter(|u| {
+                    u.extra_field("quota_rule").is_some()
+                        && u.extra_field("userdb_quota_rule").is_none()
+                }) {
+                    // Dovecot's passwd-file takes userdb fields with the
+                    // prefix only: the bare field would give the two servers
+                    // two different quotas.
+                    tracing::warn!(file = %self.path.display(), user = %u.mailbox(), "users file: `quota_rule=` is applied here but Dovecot ignores it; write `userdb_quota_rule=`");
+                }
                 Arc::new(dir)
             }
             Err(e) => {
