@@ -88,6 +88,21 @@ enum Command {
         #[command(subcommand)]
         cmd: quota_cmd::QuotaCommand,
     },
+    /// Print the shell completion script for SHELL to stdout, e.g.
+    /// `pillarbox completions bash > /etc/bash_completion.d/pillarbox`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (roff): the page of `pillarbox` on stdout, or with --dir one
+    /// page per command written to DIR (pillarbox.1, pillarbox-serve.1, ...).
+    Man {
+        /// Write every page into this directory, one file per command, and
+        /// print the path of each.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The config of a management command: the file, or the embedded default.
@@ -142,6 +157,8 @@ fn main() -> ExitCode {
         Command::Quota { cmd } => {
             load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
         }
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -150,6 +167,53 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `completions SHELL`: the completion script, generated from the argument
+/// definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "pillarbox", &mut out);
+    out.flush().context("cannot write the completions")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `man [--dir DIR]`: the main page on stdout, or every page into DIR.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        man_page(cmd)
+            .render(&mut out)
+            .and_then(|()| out.flush())
+            .context("cannot write the man page")?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    let mut pending = std::collections::VecDeque::from([cmd]);
+    while let Some(cmd) = pending.pop_front() {
+        pending.extend(cmd.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+        let page = man_page(cmd);
+        let path = page
+            .generate_to(dir)
+            .with_context(|| format!("cannot write {}", dir.join(page.get_filename()).display()))?;
+        writeln!(out, "{}", path.display()).context("cannot write to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The man page of one (built) command, its source naming our version.
+fn man_page(cmd: clap::Command) -> clap_mangen::Man {
+    clap_mangen::Man::new(cmd)
+        // No date (the pages are generated, not edited), but an explicit empty
+        // argument: an empty string would drop out of `.TH` and shift the
+        // source and manual into the date and source fields.
+        .date(r#""""#)
+        .source(format!("pillarbox {}", env!("CARGO_PKG_VERSION")))
+        .manual("Pillarbox Manual")
 }
 
 /// The error and its causes, each cause once: our errors spell their source in
