@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -20,7 +21,10 @@ mod mailbox_cmd;
 mod password_prompt;
 mod probe;
 mod quota_cmd;
+mod sd_notify;
 mod users_cmd;
+
+use sd_notify::Notifier;
 
 #[derive(Parser)]
 #[command(
@@ -302,6 +306,16 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     init_logs(&cfg);
     raise_open_files_limit(cfg.limits.sessions);
+    let notifier = match Notifier::from_env() {
+        Ok(n) => n.map(Arc::new),
+        Err(e) => {
+            tracing::warn!(
+                "{}: {e}; the service manager will not hear that the server is ready",
+                sd_notify::NOTIFY_SOCKET
+            );
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,14 +361,21 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(hostname = %cfg.hostname, "ready");
+        notify(notifier.as_deref(), "READY=1", Notifier::ready);
 
-        tokio::spawn(reload_on_hangup(hangups, server.reloader(), config.clone()));
+        tokio::spawn(reload_on_hangup(
+            hangups,
+            server.reloader(),
+            config.clone(),
+            notifier.clone(),
+        ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal(signals).await;
             tracing::info!(
                 "shutting down: no new connections; transactions in progress may finish"
             );
+            notify(notifier.as_deref(), "STOPPING=1", Notifier::stopping);
             let _ = tx.send(true);
         });
         server.run(rx).await;
@@ -362,53 +383,73 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Sends one notification to the service manager, if there is one; a failure
+/// is logged (the server goes on).
+fn notify(notifier: Option<&Notifier>, what: &str, send: fn(&Notifier) -> std::io::Result<()>) {
+    if let Some(n) = notifier {
+        if let Err(e) = send(n) {
+            tracing::warn!("cannot notify the service manager of {what}: {e}");
+        }
+    }
+}
+
 /// On every SIGHUP: re-reads the config file and applies what can be applied
 /// without a restart (the TLS certificate and key, for new connections), or
-/// logs every problem and keeps the running config.
+/// logs every problem and keeps the running config. The service manager hears
+/// `RELOADING=1` before and `READY=1` after, whatever the outcome.
 async fn reload_on_hangup(
     mut hangups: tokio::signal::unix::Signal,
     reloader: pillarbox_server::Reloader,
     config: Option<PathBuf>,
+    notifier: Option<Arc<Notifier>>,
 ) {
     while hangups.recv().await.is_some() {
-        let (cfg, file) = match &config {
-            Some(path) => {
-                let file = path.display().to_string();
-                match Config::load(path) {
-                    Ok(cfg) => (cfg, file),
-                    Err(e) => {
-                        tracing::warn!("reload refused: {}", one_line(&e.to_string()));
-                        tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
-                        continue;
-                    }
-                }
-            }
-            None => (Config::embedded(), "embedded default".to_string()),
-        };
-        match reloader.reload(&cfg, &file) {
-            Ok(done) => {
-                let tls = done
-                    .tls
-                    .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
-                    .unwrap_or_else(|| "none".into());
-                let restart = if done.needs_restart.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    done.needs_restart.join(", ")
-                };
-                tracing::info!(
-                    config = %file,
-                    tls = %tls,
-                    changed_needs_restart = %restart,
-                    "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
-                );
-            }
-            Err(problems) => {
-                for e in &problems {
+        notify(notifier.as_deref(), "RELOADING=1", Notifier::reloading);
+        reload(&reloader, config.as_deref());
+        notify(notifier.as_deref(), "READY=1", Notifier::ready);
+    }
+}
+
+/// One reload: the config file (or the embedded default) re-read and applied,
+/// or every problem logged.
+fn reload(reloader: &pillarbox_server::Reloader, config: Option<&std::path::Path>) {
+    let (cfg, file) = match config {
+        Some(path) => {
+            let file = path.display().to_string();
+            match Config::load(path) {
+                Ok(cfg) => (cfg, file),
+                Err(e) => {
                     tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+                    tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
+                    return;
                 }
-                tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
             }
+        }
+        None => (Config::embedded(), "embedded default".to_string()),
+    };
+    match reloader.reload(&cfg, &file) {
+        Ok(done) => {
+            let tls = done
+                .tls
+                .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
+                .unwrap_or_else(|| "none".into());
+            let restart = if done.needs_restart.is_empty() {
+                "nothing".to_string()
+            } else {
+                done.needs_restart.join(", ")
+            };
+            tracing::info!(
+                config = %file,
+                tls = %tls,
+                changed_needs_restart = %restart,
+                "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
+            );
+        }
+        Err(problems) => {
+            for e in &problems {
+                tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+            }
+            tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
         }
     }
 }
