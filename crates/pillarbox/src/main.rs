@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -20,7 +21,10 @@ mod mailbox_cmd;
 mod password_prompt;
 mod probe;
 mod quota_cmd;
+mod sd_notify;
 mod users_cmd;
+
+use sd_notify::Notifier;
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +92,21 @@ enum Command {
         #[command(subcommand)]
         cmd: quota_cmd::QuotaCommand,
     },
+    /// Print the shell completion script for SHELL to stdout, e.g.
+    /// `pillarbox completions bash > /etc/bash_completion.d/pillarbox`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (roff): the page of `pillarbox` on stdout, or with --dir one
+    /// page per command written to DIR (pillarbox.1, pillarbox-serve.1, ...).
+    Man {
+        /// Write every page into this directory, one file per command, and
+        /// print the path of each.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The config of a management command: the file, or the embedded default.
@@ -142,6 +161,8 @@ fn main() -> ExitCode {
         Command::Quota { cmd } => {
             load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
         }
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -150,6 +171,53 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `completions SHELL`: the completion script, generated from the argument
+/// definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "pillarbox", &mut out);
+    out.flush().context("cannot write the completions")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `man [--dir DIR]`: the main page on stdout, or every page into DIR.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        man_page(cmd)
+            .render(&mut out)
+            .and_then(|()| out.flush())
+            .context("cannot write the man page")?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    let mut pending = std::collections::VecDeque::from([cmd]);
+    while let Some(cmd) = pending.pop_front() {
+        pending.extend(cmd.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+        let page = man_page(cmd);
+        let path = page
+            .generate_to(dir)
+            .with_context(|| format!("cannot write {}", dir.join(page.get_filename()).display()))?;
+        writeln!(out, "{}", path.display()).context("cannot write to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The man page of one (built) command, its source naming our version.
+fn man_page(cmd: clap::Command) -> clap_mangen::Man {
+    clap_mangen::Man::new(cmd)
+        // No date (the pages are generated, not edited), but an explicit empty
+        // argument: an empty string would drop out of `.TH` and shift the
+        // source and manual into the date and source fields.
+        .date(r#""""#)
+        .source(format!("pillarbox {}", env!("CARGO_PKG_VERSION")))
+        .manual("Pillarbox Manual")
 }
 
 /// The error and its causes, each cause once: our errors spell their source in
@@ -258,6 +326,16 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     init_logs(&cfg);
     raise_open_files_limit(cfg.limits.sessions);
+    let notifier = match Notifier::from_env() {
+        Ok(n) => n.map(Arc::new),
+        Err(e) => {
+            tracing::warn!(
+                "{}: {e}; the service manager will not hear that the server is ready",
+                sd_notify::NOTIFY_SOCKET
+            );
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -303,14 +381,21 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(hostname = %cfg.hostname, "ready");
+        notify(notifier.as_deref(), "READY=1", Notifier::ready);
 
-        tokio::spawn(reload_on_hangup(hangups, server.reloader(), config.clone()));
+        tokio::spawn(reload_on_hangup(
+            hangups,
+            server.reloader(),
+            config.clone(),
+            notifier.clone(),
+        ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal(signals).await;
             tracing::info!(
                 "shutting down: no new connections; transactions in progress may finish"
             );
+            notify(notifier.as_deref(), "STOPPING=1", Notifier::stopping);
             let _ = tx.send(true);
         });
         server.run(rx).await;
@@ -318,53 +403,73 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Sends one notification to the service manager, if there is one; a failure
+/// is logged (the server goes on).
+fn notify(notifier: Option<&Notifier>, what: &str, send: fn(&Notifier) -> std::io::Result<()>) {
+    if let Some(n) = notifier {
+        if let Err(e) = send(n) {
+            tracing::warn!("cannot notify the service manager of {what}: {e}");
+        }
+    }
+}
+
 /// On every SIGHUP: re-reads the config file and applies what can be applied
 /// without a restart (the TLS certificate and key, for new connections), or
-/// logs every problem and keeps the running config.
+/// logs every problem and keeps the running config. The service manager hears
+/// `RELOADING=1` before and `READY=1` after, whatever the outcome.
 async fn reload_on_hangup(
     mut hangups: tokio::signal::unix::Signal,
     reloader: pillarbox_server::Reloader,
     config: Option<PathBuf>,
+    notifier: Option<Arc<Notifier>>,
 ) {
     while hangups.recv().await.is_some() {
-        let (cfg, file) = match &config {
-            Some(path) => {
-                let file = path.display().to_string();
-                match Config::load(path) {
-                    Ok(cfg) => (cfg, file),
-                    Err(e) => {
-                        tracing::warn!("reload refused: {}", one_line(&e.to_string()));
-                        tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
-                        continue;
-                    }
-                }
-            }
-            None => (Config::embedded(), "embedded default".to_string()),
-        };
-        match reloader.reload(&cfg, &file) {
-            Ok(done) => {
-                let tls = done
-                    .tls
-                    .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
-                    .unwrap_or_else(|| "none".into());
-                let restart = if done.needs_restart.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    done.needs_restart.join(", ")
-                };
-                tracing::info!(
-                    config = %file,
-                    tls = %tls,
-                    changed_needs_restart = %restart,
-                    "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
-                );
-            }
-            Err(problems) => {
-                for e in &problems {
+        notify(notifier.as_deref(), "RELOADING=1", Notifier::reloading);
+        reload(&reloader, config.as_deref());
+        notify(notifier.as_deref(), "READY=1", Notifier::ready);
+    }
+}
+
+/// One reload: the config file (or the embedded default) re-read and applied,
+/// or every problem logged.
+fn reload(reloader: &pillarbox_server::Reloader, config: Option<&std::path::Path>) {
+    let (cfg, file) = match config {
+        Some(path) => {
+            let file = path.display().to_string();
+            match Config::load(path) {
+                Ok(cfg) => (cfg, file),
+                Err(e) => {
                     tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+                    tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
+                    return;
                 }
-                tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
             }
+        }
+        None => (Config::embedded(), "embedded default".to_string()),
+    };
+    match reloader.reload(&cfg, &file) {
+        Ok(done) => {
+            let tls = done
+                .tls
+                .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
+                .unwrap_or_else(|| "none".into());
+            let restart = if done.needs_restart.is_empty() {
+                "nothing".to_string()
+            } else {
+                done.needs_restart.join(", ")
+            };
+            tracing::info!(
+                config = %file,
+                tls = %tls,
+                changed_needs_restart = %restart,
+                "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
+            );
+        }
+        Err(problems) => {
+            for e in &problems {
+                tracing::warn!("reload refused: {}", one_line(&e.to_string()));
+            }
+            tracing::warn!(config = %file, "SIGHUP: config not reloaded; the running config stays");
         }
     }
 }

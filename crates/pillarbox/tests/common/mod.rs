@@ -167,7 +167,13 @@ impl TestDir {
 
     /// Starts `pillarbox serve --config <file>` and waits for `ready`.
     pub fn start(&self) -> Server {
-        Server::start(self)
+        Server::start(self, &[])
+    }
+
+    /// As `start`, with extra environment variables for the server process
+    /// (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(&self, env: &[(&str, &std::ffi::OsStr)]) -> Server {
+        Server::start(self, env)
     }
 
     /// The Maildir of `address` (`user@domain`), `<data_dir>/mail/<domain>/<user>/Maildir`.
@@ -227,7 +233,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn start(dir: &TestDir) -> Server {
+    fn start(dir: &TestDir, env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -239,6 +245,8 @@ impl Server {
             .arg("--config")
             .arg(&dir.config_path)
             .current_dir(dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
