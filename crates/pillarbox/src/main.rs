@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use pillarbox_admin::Admin;
 use pillarbox_server::config::{Config, LogFormat};
+use pillarbox_server::privileges::{self, Plan};
 use pillarbox_server::Server;
 
 mod auth_cmd;
@@ -101,7 +102,12 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 /// The administration operations on a management command's config; the state
 /// database is opened only by a command that needs it.
 fn load_admin(path: Option<&std::path::Path>) -> anyhow::Result<Admin> {
-    load_config(path).map(Admin::open)
+    load_config(path).map(|cfg| {
+        // A Maildir's maildirsize rewritten here gets the configured mode, as
+        // the server's would.
+        privileges::set_umask(cfg.storage.modes());
+        Admin::open(cfg)
+    })
 }
 
 /// Runs `future` to completion on a small single-threaded runtime: the management
@@ -237,6 +243,20 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None => Config::embedded(),
     };
     init_logs(&cfg);
+    let file = match &config {
+        Some(p) => p.display().to_string(),
+        None => "embedded default".to_string(),
+    };
+    // Before anything is opened: a wrong `user` or `group` costs nothing.
+    let plan = privileges::plan(&cfg, &file)?;
+    if let Plan::Stay {
+        warning: Some(warning),
+    } = &plan
+    {
+        tracing::warn!(config = %file, "{warning}");
+    }
+    // Before any thread: the umask is the process's.
+    privileges::set_umask(cfg.storage.modes());
     raise_open_files_limit(cfg.limits.sessions);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -245,6 +265,20 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let server = Server::bind(cfg).await?;
         let cfg = server.config();
+        if let Plan::Drop(account) = &plan {
+            // Bound and opened as root; from here on, the account.
+            privileges::own_data_dir(account, cfg, &file)?;
+            privileges::drop_to(account, &file)?;
+            for warning in privileges::check_access(account, cfg, &file)? {
+                tracing::warn!("{warning}");
+            }
+            tracing::info!(
+                user = %account.name,
+                uid = account.uid,
+                gid = account.gid,
+                "privileges dropped"
+            );
+        }
         let mut out = std::io::stdout().lock();
         match &config {
             Some(p) => writeln!(
