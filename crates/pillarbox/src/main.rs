@@ -50,7 +50,8 @@ enum Command {
     /// Run the server. Without --config: the embedded default (SMTP on
     /// 127.0.0.1:2525, submission on 2587, submissions on 2465, data in
     /// ./pillarbox-data, domain `localhost`, every local part accepted, a
-    /// self-signed certificate for TLS). SIGHUP re-reads the config file and
+    /// self-signed certificate for TLS). Started as root with `user` set, it
+    /// binds and opens its files, then runs as that user. SIGHUP re-reads the config file and
     /// serves its TLS certificate to new connections; other changes wait for
     /// a restart (the log says which).
     Serve,
