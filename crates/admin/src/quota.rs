@@ -52,7 +52,7 @@ impl Admin {
         &self,
         user: &str,
         op: &'static str,
-        count: fn(&std::path::Path, &QuotaLimit) -> std::io::Result<Usage>,
+        count: fn(&std::path::Path, &QuotaLimit, u32) -> std::io::Result<Usage>,
     ) -> Result<QuotaReport, AdminError> {
         let (local, domain) = split_account(user, self.primary_domain());
         let mb = MailboxAddr::new(domain, local)?;
@@ -66,10 +66,12 @@ impl Admin {
                 path: maildir,
             });
         }
-        let usage = count(&maildir, &limit).map_err(|source| AdminError::Maildir {
-            op,
-            path: maildir.clone(),
-            source,
+        let usage = count(&maildir, &limit, self.cfg.storage.file_mode.0).map_err(|source| {
+            AdminError::Maildir {
+                op,
+                path: maildir.clone(),
+                source,
+            }
         })?;
         Ok(QuotaReport {
             mailbox: mb.to_string(),

@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use pillarbox_admin::Admin;
 use pillarbox_server::config::{Config, LogFormat};
+use pillarbox_server::privileges::{self, Plan};
 use pillarbox_server::Server;
 
 mod auth_cmd;
@@ -53,7 +54,8 @@ enum Command {
     /// Run the server. Without --config: the embedded default (SMTP on
     /// 127.0.0.1:2525, submission on 2587, submissions on 2465, data in
     /// ./pillarbox-data, domain `localhost`, every local part accepted, a
-    /// self-signed certificate for TLS). SIGHUP re-reads the config file and
+    /// self-signed certificate for TLS). Started as root with `user` set, it
+    /// binds and opens its files, then runs as that user. SIGHUP re-reads the config file and
     /// serves its TLS certificate to new connections; other changes wait for
     /// a restart (the log says which).
     Serve,
@@ -120,7 +122,12 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 /// The administration operations on a management command's config; the state
 /// database is opened only by a command that needs it.
 fn load_admin(path: Option<&std::path::Path>) -> anyhow::Result<Admin> {
-    load_config(path).map(Admin::open)
+    load_config(path).map(|cfg| {
+        // A Maildir's maildirsize rewritten here gets the configured mode, as
+        // the server's would.
+        privileges::set_umask(cfg.storage.modes());
+        Admin::open(cfg)
+    })
 }
 
 /// Runs `future` to completion on a small single-threaded runtime: the management
@@ -325,6 +332,20 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None => Config::embedded(),
     };
     init_logs(&cfg);
+    let file = match &config {
+        Some(p) => p.display().to_string(),
+        None => "embedded default".to_string(),
+    };
+    // Before anything is opened: a wrong `user` or `group` costs nothing.
+    let plan = privileges::plan(&cfg, &file)?;
+    if let Plan::Stay {
+        warning: Some(warning),
+    } = &plan
+    {
+        tracing::warn!(config = %file, "{warning}");
+    }
+    // Before any thread: the umask is the process's.
+    privileges::set_umask(cfg.storage.modes());
     raise_open_files_limit(cfg.limits.sessions);
     let notifier = match Notifier::from_env() {
         Ok(n) => n.map(Arc::new),
@@ -343,6 +364,20 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let server = Server::bind(cfg).await?;
         let cfg = server.config();
+        if let Plan::Drop(account) = &plan {
+            // Bound and opened as root; from here on, the account.
+            privileges::own_data_dir(account, cfg, &file)?;
+            privileges::drop_to(account, &file)?;
+            for warning in privileges::check_access(account, cfg, &file)? {
+                tracing::warn!("{warning}");
+            }
+            tracing::info!(
+                user = %account.name,
+                uid = account.uid,
+                gid = account.gid,
+                "privileges dropped"
+            );
+        }
         let mut out = std::io::stdout().lock();
         match &config {
             Some(p) => writeln!(

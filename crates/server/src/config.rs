@@ -346,6 +346,12 @@ pub struct Storage {
     pub group_commit: bool,
     /// Most messages in one group commit.
     pub commit_batch: usize,
+    /// Mode of message files, spool files and `maildirsize` (`"0600"`; `"0640"`
+    /// or `"0660"` lets a reader in the same group, such as Dovecot, read them).
+    pub file_mode: Mode,
+    /// Mode of the directories the server creates: the Maildirs and their
+    /// `cur/ new/ tmp/`, `mail/`, `spool/` (`"0700"`; `"0750"` or `"0770"` for a group).
+    pub dir_mode: Mode,
 }
 
 impl Default for Storage {
@@ -354,7 +360,55 @@ impl Default for Storage {
             reserve: Reserve::Percent(5),
             group_commit: false,
             commit_batch: 256,
+            file_mode: Mode(0o600),
+            dir_mode: Mode(0o700),
         }
+    }
+}
+
+impl Storage {
+    /// The modes the store gives the files and directories it creates.
+    pub fn modes(&self) -> pillarbox_store::Modes {
+        pillarbox_store::Modes {
+            file: self.file_mode.0,
+            dir: self.dir_mode.0,
+        }
+    }
+}
+
+/// Permission bits, written in the file as an octal string: `"0600"`, `"640"`.
+/// Only the bits of 0o777 are allowed (no setuid, setgid or sticky bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+/// Parses `"0660"`, `"660"` or `"0o660"` as permission bits; `None` for
+/// anything that is not octal or has bits outside 0o777.
+pub fn parse_mode(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return None;
+    }
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| m & !0o777 == 0)
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_mode(&s).map(Mode).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a file mode (write octal permission bits within 0777 as a string, e.g. \"0640\")"
+            ))
+        })
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:04o}", self.0))
     }
 }
 
@@ -419,6 +473,8 @@ impl Default for Log {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     hostname: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
     data_dir: Option<PathBuf>,
     listen: Option<Vec<Listen>>,
     tls: Option<Tls>,
@@ -438,6 +494,13 @@ struct FileConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct Config {
     pub hostname: String,
+    /// The account `serve` runs as once its listeners are bound and its files
+    /// opened. Unset: no change (a warning when started as root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The group `serve` runs as; unset: `user`'s primary group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub data_dir: PathBuf,
     pub listen: Vec<Listen>,
     pub tls: Option<Tls>,
@@ -474,6 +537,8 @@ impl Config {
         };
         Self {
             hostname: f.hostname.unwrap_or_else(system_hostname),
+            user: f.user,
+            group: f.group,
             listen: f.listen.unwrap_or_else(|| {
                 vec![
                     Listen::new(SocketAddr::from(([127, 0, 0, 1], 2525)), Protocol::Smtp),
@@ -536,6 +601,19 @@ impl Config {
                 "key `hostname`: {:?} is not a host name",
                 self.hostname
             ));
+        }
+        for (key, name) in [("user", &self.user), ("group", &self.group)] {
+            if let Some(name) = name {
+                if name.is_empty()
+                    || name.contains(['\0', ':', '/'])
+                    || name.contains(char::is_whitespace)
+                {
+                    return Err(format!("key `{key}`: {name:?} is not an account name"));
+                }
+            }
+        }
+        if self.group.is_some() && self.user.is_none() {
+            return Err("key `group`: set `user` too (the group alone changes nothing)".into());
         }
         if self.listen.is_empty() {
             return Err("key `listen`: at least one [[listen]] is needed".into());
@@ -1095,6 +1173,57 @@ mod tests {
         let d = Limits::default();
         assert_eq!(d.data_rate_min, ByteSize(1024));
         assert_eq!(d.data_time_max, Seconds(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn file_and_dir_modes_parse_as_octal_and_refuse_bits_outside_0777_naming_the_key() {
+        assert_eq!(parse_mode("0660"), Some(0o660));
+        assert_eq!(parse_mode("750"), Some(0o750));
+        assert_eq!(parse_mode("0o640"), Some(0o640));
+        for bad in ["", "0860", "rw-r-----", "04755", "1777", "0x1ff", "00600"] {
+            assert_eq!(parse_mode(bad), None, "{bad:?}");
+        }
+        let d = Config::embedded().storage;
+        assert_eq!((d.file_mode, d.dir_mode), (Mode(0o600), Mode(0o700)));
+        let c = Config::parse(
+            "[storage]\nfile_mode = \"0640\"\ndir_mode = \"0750\"\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage.modes(),
+            pillarbox_store::Modes {
+                file: 0o640,
+                dir: 0o750
+            }
+        );
+        assert!(c.to_toml().contains("file_mode = \"0640\""));
+        let e = Config::parse("[storage]\nfile_mode = \"04755\"\n", "/etc/p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/p.toml") && e.contains("file_mode"), "{e}");
+        let e = Config::parse("[storage]\ndir_mode = 755\n", "/etc/p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dir_mode"), "{e}");
+    }
+
+    #[test]
+    fn user_and_group_are_top_level_keys_and_group_needs_user() {
+        let c = Config::parse("user = \"vmail\"\ngroup = \"mail\"\n", "f").unwrap();
+        assert_eq!(c.user.as_deref(), Some("vmail"));
+        assert_eq!(c.group.as_deref(), Some("mail"));
+        let e = Config::parse("group = \"mail\"\n", "/etc/p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/p.toml") && e.contains("key `group`"),
+            "{e}"
+        );
+        let e = Config::parse("user = \"\"\n", "/etc/p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `user`"), "{e}");
     }
 
     #[test]

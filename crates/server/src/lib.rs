@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod pace;
 pub mod policy;
+pub mod privileges;
 pub mod received;
 pub mod server;
 pub mod services;

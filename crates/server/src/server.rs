@@ -169,12 +169,12 @@ impl Shared {
 impl Server {
     /// Opens the data dir, loads users and TLS, binds every listener.
     pub async fn bind(cfg: Config) -> Result<Self, StartError> {
-        let store = MaildirStore::open(&cfg.data_dir, &cfg.hostname).map_err(|source| {
-            StartError::DataDir {
+        let store = MaildirStore::open(&cfg.data_dir, &cfg.hostname, cfg.storage.modes()).map_err(
+            |source| StartError::DataDir {
                 path: cfg.data_dir.display().to_string(),
                 source,
-            }
-        })?;
+            },
+        )?;
         let (tls, tls_source) = {
             let configured = cfg
                 .tls

@@ -72,13 +72,13 @@ impl GroupCommitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maildir::MaildirStore;
+    use crate::maildir::{MaildirStore, Modes};
     use std::sync::mpsc::channel;
 
     #[test]
     fn concurrent_submissions_are_all_delivered_and_the_spool_is_emptied() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MaildirStore::open(dir.path(), "test.host").unwrap();
+        let store = MaildirStore::open(dir.path(), "test.host", Modes::default()).unwrap();
         let committer = GroupCommitter::start(64).unwrap();
         let (tx, rx) = channel();
         for i in 0..200 {
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn a_bad_recipient_fails_only_its_own_message() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MaildirStore::open(dir.path(), "h").unwrap();
+        let store = MaildirStore::open(dir.path(), "h", Modes::default()).unwrap();
         let good = store.begin("good").unwrap();
         let bad = store.begin("bad").unwrap();
         // A Maildir path occupied by a file: linking into it fails.

@@ -51,12 +51,36 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// restart that reused our pid), so a second attempt practically always succeeds.
 const NAME_ATTEMPTS: u32 = 8;
 
-/// Mode of the message files: mail is private to its owner (as Postfix local(8)
-/// and Dovecot write it).
-const FILE_MODE: u32 = 0o600;
+/// Mode of the data directory's lock file: only this server opens it.
+const LOCK_MODE: u32 = 0o600;
 
-/// Mode of the directories the store creates.
-const DIR_MODE: u32 = 0o700;
+/// The permission bits of what the store creates (`[storage] file_mode` and
+/// `dir_mode`): message and spool files and `maildirsize` get `file`, the
+/// directories it makes (the data directory, `mail/`, `spool/`, each Maildir
+/// and its `cur/ new/ tmp/`) get `dir`.
+///
+/// They are handed to `open(2)` and `mkdir(2)` as they are, so the process
+/// umask can still take bits away: `pillarbox serve` sets its umask at start so
+/// that it takes none of these (see `pillarbox_server::privileges::set_umask`).
+/// No call is added per message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    /// Mode of the files: message, spool file, `maildirsize`.
+    pub file: u32,
+    /// Mode of the directories.
+    pub dir: u32,
+}
+
+impl Default for Modes {
+    /// Mail private to its owner (as Postfix local(8) and Dovecot write it):
+    /// 0600 files, 0700 directories.
+    fn default() -> Self {
+        Modes {
+            file: 0o600,
+            dir: 0o700,
+        }
+    }
+}
 
 /// The `Q<n>` part of Maildir names: unique within this process, so two sessions
 /// delivering in the same microsecond still pick different names.
@@ -127,6 +151,8 @@ pub struct MaildirStore {
     quota: Arc<crate::quota::UsageCache>,
     /// Shared fsyncs of `new/` directories.
     dir_syncs: Arc<crate::dir_sync::DirSyncs>,
+    /// The modes of the files and directories it creates.
+    modes: Modes,
     /// The data directory's lock, released when the last clone is dropped.
     _lock: Arc<DataDirLock>,
 }
@@ -152,7 +178,7 @@ impl DataDirLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(FILE_MODE)
+            .mode(LOCK_MODE)
             .open(&path)
             .map_err(|e| StoreError::io("open lock file", &path, e))?;
         match crate::flock_exclusive(&file, false) {
@@ -180,7 +206,8 @@ impl DataDirLock {
 impl MaildirStore {
     /// Opens the store under `data_dir`, creating `<data_dir>/mail` and
     /// `<data_dir>/spool` when missing (and fsyncing the parent of each directory it
-    /// creates). `hostname` goes into every message file name.
+    /// creates). `hostname` goes into every message file name; `modes` are the
+    /// modes of every file and directory the store creates.
     ///
     /// The store holds `<data_dir>/pillarbox.lock` (an exclusive `flock`) until
     /// its last clone is dropped, and refuses a data directory another process
@@ -190,11 +217,11 @@ impl MaildirStore {
     /// Every file left in the spool is then removed: no session runs while the
     /// store is opened and nobody else holds the lock, so a spool file is the
     /// remnant of a crash before the `250`, and its client still has the message.
-    pub fn open(data_dir: &Path, hostname: &str) -> Result<Self, StoreError> {
+    pub fn open(data_dir: &Path, hostname: &str, modes: Modes) -> Result<Self, StoreError> {
         let mail_dir = data_dir.join("mail");
         let spool_dir = data_dir.join("spool");
-        ensure_dir(&mail_dir)?;
-        ensure_dir(&spool_dir)?;
+        ensure_dir(&mail_dir, modes.dir)?;
+        ensure_dir(&spool_dir, modes.dir)?;
         let lock = DataDirLock::take(data_dir)?;
         clear_spool(&spool_dir)?;
         Ok(MaildirStore {
@@ -203,14 +230,20 @@ impl MaildirStore {
             spool_dir,
             _lock: Arc::new(lock),
             name_host: escape_host(hostname).into(),
-            quota: Default::default(),
+            quota: Arc::new(crate::quota::UsageCache::with_file_mode(modes.file)),
             dir_syncs: Default::default(),
+            modes,
         })
     }
 
     /// The quota usage of Maildirs, cached while their `maildirsize` is unchanged.
     pub fn quota(&self) -> &crate::quota::UsageCache {
         &self.quota
+    }
+
+    /// The modes of the files and directories the store creates.
+    pub fn modes(&self) -> Modes {
+        self.modes
     }
 
     /// The data directory the store was opened on.
@@ -254,7 +287,7 @@ impl MaildirStore {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(FILE_MODE)
+            .mode(self.modes.file)
             .open(&spool)
             .map_err(|e| StoreError::io("create spool file", &spool, e))?;
         Ok(IncomingMessage {
@@ -268,6 +301,7 @@ impl MaildirStore {
             dir_syncs: self.dir_syncs.clone(),
             mail_dir: self.mail_dir.clone(),
             name_host: self.name_host.clone(),
+            modes: self.modes,
             lf: LfConverter::default(),
         })
     }
@@ -297,6 +331,8 @@ pub struct IncomingMessage {
     spool: PathBuf,
     /// The spool name is not unlinked yet.
     spool_exists: bool,
+    /// The modes of a copied message file and of the Maildir directories made.
+    modes: Modes,
     dir_syncs: Arc<crate::dir_sync::DirSyncs>,
     mail_dir: Arc<Path>,
     name_host: Arc<str>,
@@ -414,7 +450,7 @@ impl IncomingMessage {
                 Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                     ["cur", "new", "tmp"]
                         .iter()
-                        .try_for_each(|sub| ensure_dir(&maildir.join(sub)))
+                        .try_for_each(|sub| ensure_dir(&maildir.join(sub), self.modes.dir))
                         .and_then(|()| self.place(file, &maildir, &maildir.join("new")))
                 }
                 other => other,
@@ -621,7 +657,7 @@ impl IncomingMessage {
                 Ok(()) => return Ok(dest),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                    return copy_into(file, maildir, &name);
+                    return copy_into(file, maildir, &name, self.modes.file);
                 }
                 Err(e) => return Err(StoreError::io("link message into", &dest, e)),
             }
@@ -854,7 +890,7 @@ fn escape_host(hostname: &str) -> String {
 /// Copies the spool file `src` into `<maildir>/tmp/<name>`, fsyncs it and renames it to
 /// `<maildir>/new/<name>`: the classic Maildir delivery, for a Maildir on another
 /// filesystem than the spool. The caller fsyncs `new/`.
-fn copy_into(src: &File, maildir: &Path, name: &str) -> Result<PathBuf, StoreError> {
+fn copy_into(src: &File, maildir: &Path, name: &str, mode: u32) -> Result<PathBuf, StoreError> {
     let tmp = maildir.join("tmp").join(name);
     let dest = maildir.join("new").join(name);
     let result = (|| {
@@ -864,7 +900,7 @@ fn copy_into(src: &File, maildir: &Path, name: &str) -> Result<PathBuf, StoreErr
         let mut dst = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(FILE_MODE)
+            .mode(mode)
             .open(&tmp)
             .map_err(|e| StoreError::io("create message file", &tmp, e))?;
         // A failed copy is nearly always the destination filling up, so it is
@@ -908,10 +944,10 @@ fn unplace(placed: &[PathBuf]) {
     }
 }
 
-/// Creates `path` and any missing ancestors, fsyncing the parent of each directory
+/// Creates `path` and any missing ancestors with `mode`, fsyncing the parent of each directory
 /// created so the new entry survives a crash (fsync(2): syncing a file does not sync
 /// the directory entry pointing to it).
-fn ensure_dir(path: &Path) -> Result<(), StoreError> {
+fn ensure_dir(path: &Path, mode: u32) -> Result<(), StoreError> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => return Ok(()),
         Ok(_) => {
@@ -929,8 +965,8 @@ fn ensure_dir(path: &Path) -> Result<(), StoreError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    ensure_dir(parent)?;
-    match DirBuilder::new().mode(DIR_MODE).create(path) {
+    ensure_dir(parent, mode)?;
+    match DirBuilder::new().mode(mode).create(path) {
         // The new directory itself (its `.` and `..`, its inode), then the
         // entry naming it: without a journal, fsync of the parent alone leaves
         // a directory that `e2fsck` after a crash finds corrupt or deleted.
@@ -982,7 +1018,8 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, MaildirStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = MaildirStore::open(dir.path(), "mx.example.test").expect("open");
+        let store =
+            MaildirStore::open(dir.path(), "mx.example.test", Modes::default()).expect("open");
         (dir, store)
     }
 
@@ -991,7 +1028,7 @@ mod tests {
         let (dir, store) = store();
         let mut msg = store.begin("q1").expect("begin");
         msg.write(b"Subject: x\r\n\r\nbody\r\n").expect("write");
-        match MaildirStore::open(dir.path(), "mx.example.test") {
+        match MaildirStore::open(dir.path(), "mx.example.test", Modes::default()) {
             Err(StoreError::InUse { path, pid }) => {
                 assert_eq!(path, dir.path().join(LOCK_FILE));
                 assert_eq!(pid, Some(std::process::id()));
@@ -1004,9 +1041,10 @@ mod tests {
         // A clone keeps the lock; the last one gone releases it.
         let clone = store.clone();
         drop(store);
-        assert!(MaildirStore::open(dir.path(), "mx.example.test").is_err());
+        assert!(MaildirStore::open(dir.path(), "mx.example.test", Modes::default()).is_err());
         drop(clone);
-        MaildirStore::open(dir.path(), "mx.example.test").expect("open after the first is gone");
+        MaildirStore::open(dir.path(), "mx.example.test", Modes::default())
+            .expect("open after the first is gone");
     }
 
     #[test]
@@ -1267,7 +1305,7 @@ mod tests {
         fs::create_dir_all(&spool).expect("mkdir spool");
         fs::write(spool.join("crashed-1"), b"half a message").expect("write");
         fs::write(spool.join("crashed-2"), b"").expect("write");
-        let store = MaildirStore::open(dir.path(), "mx").expect("open");
+        let store = MaildirStore::open(dir.path(), "mx", Modes::default()).expect("open");
         assert!(spool_entries(&store).is_empty());
         assert!(dir.path().join("mail").is_dir());
     }
@@ -1276,7 +1314,7 @@ mod tests {
     fn open_creates_a_missing_data_dir() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("a/b/data");
-        let store = MaildirStore::open(&data, "mx").expect("open");
+        let store = MaildirStore::open(&data, "mx", Modes::default()).expect("open");
         assert!(data.join("mail").is_dir());
         assert!(data.join("spool").is_dir());
         assert_eq!(store.data_dir(), data);
@@ -1372,16 +1410,16 @@ mod tests {
         fs::write(&spool, b"body\n").expect("write");
         let maildir = dir.path().join("Maildir");
         for sub in ["cur", "new", "tmp"] {
-            ensure_dir(&maildir.join(sub)).expect("mkdir");
+            ensure_dir(&maildir.join(sub), 0o700).expect("mkdir");
         }
         let src = File::open(&spool).expect("open");
-        let path = copy_into(&src, &maildir, "1.M2P3Q4.host,S=5,W=6").expect("copy");
+        let path = copy_into(&src, &maildir, "1.M2P3Q4.host,S=5,W=6", 0o600).expect("copy");
         assert_eq!(path, maildir.join("new/1.M2P3Q4.host,S=5,W=6"));
         assert_eq!(fs::read(&path).expect("read"), b"body\n");
         assert!(entries(&maildir.join("tmp")).is_empty());
         let meta = fs::metadata(&path).expect("stat");
         assert_ne!(meta.ino(), fs::metadata(&spool).expect("stat").ino());
-        assert_eq!(meta.mode() & 0o777, FILE_MODE);
+        assert_eq!(meta.mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -129,18 +129,18 @@ fn dovecot_size(v: &str, default_unit: u64) -> Option<u64> {
 /// way in; the server goes through [`UsageCache::usage`]).
 #[cfg(test)]
 fn usage(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
-    usage_stamped(maildir, limit, None).map(|(u, _)| u)
+    usage_stamped(maildir, limit, None, DEFAULT_FILE_MODE).map(|(u, _)| u)
 }
 
 /// The usage `maildirsize` says, for a reader beside a live server (`pillarbox
 /// quota get`): a long file is summed, not compacted (the server's appends to
 /// it take a turn another process cannot take), and a line being appended is
 /// left out. A missing, foreign or long-torn file is rebuilt from the messages,
-/// as Maildir++ says.
-pub fn peek(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+/// as Maildir++ says (with `file_mode`, `[storage] file_mode`).
+pub fn peek(maildir: &Path, limit: &QuotaLimit, file_mode: u32) -> io::Result<Usage> {
     match summed(maildir, limit) {
         Some(s) => Ok(s.usage),
-        None => recalc(maildir, limit),
+        None => recalc(maildir, limit, file_mode),
     }
 }
 
@@ -182,9 +182,10 @@ fn usage_stamped(
     maildir: &Path,
     limit: &QuotaLimit,
     turn: Option<&Turn>,
+    mode: u32,
 ) -> io::Result<(Usage, Option<Stamp>)> {
     // A rebuilt file has no stamp worth keeping: the next check reads it.
-    let rebuild = || recalc(maildir, limit).map(|u| (u, None));
+    let rebuild = || recalc(maildir, limit, mode).map(|u| (u, None));
     let Some(Summed {
         usage: u,
         stamp,
@@ -198,7 +199,7 @@ fn usage_stamped(
         // Maildir costs a readdir of every message each few hundred deliveries;
         // the sum of its own lines is the same figure, so write that instead.
         // (An over-quota file older than 15 minutes is still rescanned below.)
-        return compact(maildir, limit, turn).map(|u| (u, None));
+        return compact(maildir, limit, turn, mode).map(|u| (u, None));
     }
     if stamp.age() > STALE_WHEN_OVER && limit.would_exceed(u, 0, 0) {
         return rebuild();
@@ -210,22 +211,27 @@ fn usage_stamped(
 /// read again under that turn, or a line appended to the old file after it
 /// was read would be lost with it; another writer's (Dovecot's expunge) lines
 /// appended to the old file while it is replaced are carried over.
-fn compact(maildir: &Path, limit: &QuotaLimit, turn: Option<&Turn>) -> io::Result<Usage> {
+fn compact(
+    maildir: &Path,
+    limit: &QuotaLimit,
+    turn: Option<&Turn>,
+    mode: u32,
+) -> io::Result<Usage> {
     let _turn = turn.map(Turn::take);
     let Ok((mut old, text, _)) = read_file(maildir) else {
-        return recalc(maildir, limit);
+        return recalc(maildir, limit, mode);
     };
     let Some((u, whole)) = sum(&text, limit) else {
-        return recalc(maildir, limit);
+        return recalc(maildir, limit, mode);
     };
-    write_file(maildir, limit, u)?;
+    write_file(maildir, limit, u, mode)?;
     let mut tail = text[whole..].to_string();
     io::Read::read_to_string(&mut old, &mut tail)?;
     let Some(more) = tail.rfind('\n').and_then(|end| sum_lines(&tail[..end])) else {
         return Ok(u);
     };
     if more != (0, 0) {
-        append(maildir, limit, more.0, more.1)?;
+        append(maildir, limit, more.0, more.1, mode)?;
     }
     Ok(add(u, more.0, more.1))
 }
@@ -275,8 +281,8 @@ fn add(u: Usage, bytes: i64, messages: i64) -> Usage {
 }
 
 /// Recounts the Maildir (every folder's `cur/` and `new/`, sizes from `,S=`)
-/// and rewrites `maildirsize` atomically.
-pub fn recalc(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
+/// and rewrites `maildirsize` atomically, a new file of mode `file_mode`.
+pub fn recalc(maildir: &Path, limit: &QuotaLimit, file_mode: u32) -> io::Result<Usage> {
     let mut u = Usage::default();
     let mut folders = vec![maildir.to_path_buf()];
     if let Ok(entries) = fs::read_dir(maildir) {
@@ -311,14 +317,14 @@ pub fn recalc(maildir: &Path, limit: &QuotaLimit) -> io::Result<Usage> {
     if !maildir.is_dir() {
         return Ok(u);
     }
-    write_file(maildir, limit, u)?;
+    write_file(maildir, limit, u, file_mode)?;
     Ok(u)
 }
 
 /// Creates `maildirsize` holding only the limit line (usage zero) unless it
 /// exists, whole at once (linked in from a private name), so no reader sees it
 /// half written. Nothing is made while the Maildir itself does not exist.
-fn start_file(maildir: &Path, limit: &QuotaLimit) -> io::Result<()> {
+fn start_file(maildir: &Path, limit: &QuotaLimit, mode: u32) -> io::Result<()> {
     if !maildir.is_dir() {
         return Ok(());
     }
@@ -327,7 +333,7 @@ fn start_file(maildir: &Path, limit: &QuotaLimit) -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
         f.write_all(format!("{}\n", limit.header()).as_bytes())?;
         match fs::hard_link(&tmp, maildir.join(FILE)) {
@@ -350,13 +356,13 @@ fn tmp_name(maildir: &Path) -> std::path::PathBuf {
 }
 
 /// Replaces `maildirsize` atomically with the limit line and one usage line.
-fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage) -> io::Result<()> {
+fn write_file(maildir: &Path, limit: &QuotaLimit, u: Usage, mode: u32) -> io::Result<()> {
     let tmp = tmp_name(maildir);
     let write = || -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
         f.write_all(format!("{}\n{} {}\n", limit.header(), u.bytes, u.messages).as_bytes())?;
         fs::rename(&tmp, maildir.join(FILE))
@@ -377,11 +383,12 @@ fn append(
     limit: &QuotaLimit,
     bytes: i64,
     messages: i64,
+    mode: u32,
 ) -> io::Result<Option<(Stamp, u64)>> {
     let mut f = match OpenOptions::new().append(true).open(maildir.join(FILE)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return recalc(maildir, limit).map(|_| None);
+            return recalc(maildir, limit, mode).map(|_| None);
         }
         Err(e) => return Err(e),
     };
@@ -433,10 +440,21 @@ const APPEND_TURNS: usize = 32;
 /// costs one `stat` instead of reading the file, and every other writer
 /// (Dovecot appending an expunge, rewriting the file) is noticed by the stamp.
 /// The figures' lock is held only in memory, never across a file operation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UsageCache {
     entries: Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
     appends: [Turn; APPEND_TURNS],
+    /// The mode of a `maildirsize` this cache creates (`[storage] file_mode`).
+    file_mode: u32,
+}
+
+/// The mode of a `maildirsize` when none is configured: private to its owner.
+const DEFAULT_FILE_MODE: u32 = 0o600;
+
+impl Default for UsageCache {
+    fn default() -> Self {
+        Self::with_file_mode(DEFAULT_FILE_MODE)
+    }
 }
 
 /// One of the turns our appends take (see [`APPEND_TURNS`]).
@@ -485,6 +503,15 @@ struct Cached {
 }
 
 impl UsageCache {
+    /// An empty cache whose new `maildirsize` files get `file_mode`.
+    pub fn with_file_mode(file_mode: u32) -> Self {
+        UsageCache {
+            entries: Mutex::default(),
+            appends: Default::default(),
+            file_mode,
+        }
+    }
+
     fn entries(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::path::PathBuf, Cached>> {
@@ -533,12 +560,12 @@ impl UsageCache {
         let absent = file.is_err() && !maildir.is_dir();
         if file.is_err() && !absent && self.was_absent(maildir, limit) {
             let _turn = turn.take();
-            start_file(maildir, limit)?;
+            start_file(maildir, limit, self.file_mode)?;
         }
         let (u, stamp) = if absent {
             (Usage::default(), None)
         } else {
-            usage_stamped(maildir, limit, Some(turn))?
+            usage_stamped(maildir, limit, Some(turn), self.file_mode)?
         };
         // Every entry is the exact sum of the bytes its stamp measured, so an
         // entry the file has moved past only misses; a figure that could not
@@ -597,9 +624,9 @@ impl UsageCache {
     ) -> io::Result<()> {
         let _turn = self.turn(maildir).take();
         if self.was_absent(maildir, limit) {
-            start_file(maildir, limit)?;
+            start_file(maildir, limit, self.file_mode)?;
         }
-        let appended = append(maildir, limit, bytes, messages);
+        let appended = append(maildir, limit, bytes, messages, self.file_mode);
         let mut entries = self.entries();
         let keep = match (&appended, entries.get_mut(maildir)) {
             (Ok(Some((after, n))), Some(c))
@@ -715,8 +742,8 @@ mod tests {
         let (_t, m) = maildir();
         let q = bytes_limit(1000);
         usage(&m, &q).unwrap();
-        append(&m, &q, 300, 1).unwrap();
-        append(&m, &q, 200, 1).unwrap();
+        append(&m, &q, 300, 1, 0o600).unwrap();
+        append(&m, &q, 200, 1, 0o600).unwrap();
         // As Dovecot appends on expunge:
         let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
         f.write_all(b"-300 -1\n").unwrap();
@@ -747,7 +774,7 @@ mod tests {
         let q = bytes_limit(1 << 30);
         usage(&m, &q).unwrap();
         for _ in 0..2000 {
-            append(&m, &q, 10, 1).unwrap();
+            append(&m, &q, 10, 1, 0o600).unwrap();
         }
         assert!(fs::metadata(m.join(FILE)).unwrap().len() > MAX_FILE);
         (t, m, q)
@@ -774,15 +801,15 @@ mod tests {
     fn peek_sums_a_long_file_and_leaves_it_as_it_is() {
         let (_t, m, q) = long_file();
         let before = fs::read_to_string(m.join(FILE)).unwrap();
-        assert_eq!(peek(&m, &q).unwrap(), at(20_000, 2000));
+        assert_eq!(peek(&m, &q, 0o600).unwrap(), at(20_000, 2000));
         assert_eq!(fs::read_to_string(m.join(FILE)).unwrap(), before);
         // A line being appended is left out; a file that is not ours is rebuilt.
         let mut f = OpenOptions::new().append(true).open(m.join(FILE)).unwrap();
         f.write_all(b"10").unwrap();
-        assert_eq!(peek(&m, &q).unwrap(), at(20_000, 2000));
+        assert_eq!(peek(&m, &q, 0o600).unwrap(), at(20_000, 2000));
         fs::write(m.join("new/1.M1P1.h,S=10"), b"x").unwrap();
         fs::write(m.join(FILE), "5S\n999 9\n").unwrap();
-        assert_eq!(peek(&m, &q).unwrap(), at(10, 1));
+        assert_eq!(peek(&m, &q, 0o600).unwrap(), at(10, 1));
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!
 //! [`add_user`], [`set_password`] and [`delete_user`] change the file for
 //! `pillarbox users`: every line they do not touch is kept byte for byte (comments,
-//! unknown fields, order, line ends), the file is replaced atomically (a mode 0600
-//! temporary file beside it, fsync, rename, fsync of the directory) so the server
+//! unknown fields, order, line ends), the file is replaced atomically (a temporary
+//! file beside it with the old file's owner, group and mode, or mode 0600 for a
+//! new file; fsync, rename, fsync of the directory) so the server
 //! re-reading it sees the old or the new file, never half of one, and writers take
 //! turns on an `flock` of `<file>.lock`.
 
@@ -384,7 +385,7 @@ fn edit_file<T>(
         Ok(bytes) => {
             let meta =
                 fs::metadata(&target).map_err(|e| StoreError::io("stat users file", &target, e))?;
-            (bytes, Some((meta.uid(), meta.gid())))
+            (bytes, Some((meta.uid(), meta.gid(), meta.mode() & 0o7777)))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
         Err(e) => return Err(StoreError::io("read users file", &target, e).into()),
@@ -423,14 +424,15 @@ impl FileLock {
     }
 }
 
-/// Writes `data` to a temporary file beside `target` (mode 0600, the old file's
-/// owner when we may set it), fsyncs it, renames it over `target` and fsyncs the
+/// Writes `data` to a temporary file beside `target` (the old file's owner,
+/// group and mode when there is one: owner and group when we may set them,
+/// e.g. as root; a new file is mode 0600 and the editor's), fsyncs it, renames it over `target` and fsyncs the
 /// directory, so a crash leaves the old file or the new one.
 fn replace_file(
     target: &Path,
     dir: &Path,
     data: &[u8],
-    owner: Option<(u32, u32)>,
+    owner: Option<(u32, u32, u32)>,
 ) -> Result<(), StoreError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut name = std::ffi::OsString::from(".");
@@ -448,15 +450,18 @@ fn replace_file(
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| StoreError::io("create users temp file", &tmp, e))?;
-        // The umask may only take bits away; set the mode explicitly all the same.
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| StoreError::io("chmod users temp file", &tmp, e))?;
-        if let Some((uid, gid)) = owner {
-            // Keep a file owned by e.g. dovecot owned by it when root edits it. Not
+        let mut mode = 0o600;
+        if let Some((uid, gid, old_mode)) = owner {
+            // Keep a file owned by e.g. root:vmail owned so when root edits it. Not
             // allowed as an ordinary user; then the file is the editor's, as is usual.
-            // SAFETY: fchown on a descriptor we own.
+            // SAFETY: fchown on a descriptor we own; no memory is involved.
             unsafe { libc::fchown(file.as_raw_fd(), uid, gid) };
+            mode = old_mode;
         }
+        // After the fchown (which may clear set-id bits), and explicitly: the
+        // umask may have taken bits of the old mode away at create.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::io("chmod users temp file", &tmp, e))?;
         file.write_all(data)
             .map_err(|e| StoreError::io("write users temp file", &tmp, e))?;
         file.sync_all()
@@ -817,11 +822,15 @@ carol@other.test";
     }
 
     #[test]
-    fn rewritten_file_is_mode_0600_and_leaves_no_temp_file() {
+    fn rewritten_file_keeps_its_mode_and_leaves_no_temp_file() {
         let (dir, path) = edit_dir();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
         add_user(&path, "example.test", "dave", "{PLAIN}d").expect("add");
-        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&path), 0o640);
+        set_password(&path, "example.test", "dave", "{PLAIN}e").expect("passwd");
+        assert_eq!(mode(&path), 0o640);
+        delete_user(&path, "example.test", "dave").expect("del");
+        assert_eq!(mode(&path), 0o640);
         let mut names: Vec<String> = fs::read_dir(dir.path())
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -9,7 +9,7 @@ use pillarbox_codes::Row;
 use pillarbox_proto::address::{parse_forward_path, parse_reverse_path};
 use pillarbox_proto::{ForwardPath, ReversePath};
 use pillarbox_state::{MemoryState, StateStore};
-use pillarbox_store::{MailboxAddr, MaildirStore};
+use pillarbox_store::{MailboxAddr, MaildirStore, Modes};
 
 use super::*;
 use crate::aliases::Aliases;
@@ -50,7 +50,8 @@ fn fixture(tune: impl FnOnce(&mut Config)) -> Fixture {
         clock: clock.clone(),
         telemetry: telemetry.clone(),
     };
-    let store = Arc::new(MaildirStore::open(dir.path(), "mx.example.test").unwrap());
+    let store =
+        Arc::new(MaildirStore::open(dir.path(), "mx.example.test", Modes::default()).unwrap());
     let disk = Arc::new(DiskWatch::new(dir.path().to_path_buf(), Reserve::Bytes(0)));
     let policies = Policies::standard(&cfg, store, disk, Arc::new(Aliases::none()));
     Fixture {
@@ -360,7 +361,8 @@ impl SenderCheck for NoMailFromNullSender {
 async fn a_registered_check_runs_in_its_stage_and_its_refusal_is_reported() {
     let f = fixture(|_| {});
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MaildirStore::open(dir.path(), "mx.example.test").unwrap());
+    let store =
+        Arc::new(MaildirStore::open(dir.path(), "mx.example.test", Modes::default()).unwrap());
     let disk = Arc::new(DiskWatch::new(dir.path().to_path_buf(), Reserve::Bytes(0)));
     let policies = Policies::standard(&f.cfg, store, disk, Arc::new(Aliases::none()))
         .with_sender(NoMailFromNullSender);
