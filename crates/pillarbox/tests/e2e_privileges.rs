@@ -61,9 +61,13 @@ fn account() -> (u32, u32) {
 }
 
 /// A loopback port below 1024 that is free now (ports 25, 465 and 587 may be
-/// Postfix's here, and tests run in parallel: start at a spot of our own).
+/// Postfix's here, and tests run in parallel: each call starts at a spot of
+/// its own, so two tests of this process do not find the same free port in
+/// the moment between this check and their server's bind).
 fn free_low_port() -> u16 {
-    let start = 700 + (std::process::id() % 200) as u16;
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let start = 700 + ((std::process::id() as u16 % 25) * 8 + call * 31) % 300;
     (start..1000)
         .chain(600..start)
         .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
