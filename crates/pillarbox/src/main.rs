@@ -55,9 +55,10 @@ enum Command {
     /// 127.0.0.1:2525, submission on 2587, submissions on 2465, data in
     /// ./pillarbox-data, domain `localhost`, every local part accepted, a
     /// self-signed certificate for TLS). Started as root with `user` set, it
-    /// binds and opens its files, then runs as that user. SIGHUP re-reads the config file and
-    /// serves its TLS certificate to new connections; other changes wait for
-    /// a restart (the log says which).
+    /// binds and opens its files, then runs as that user. SIGHUP re-reads the config file:
+    /// new connections get its settings and TLS certificate, open sessions keep
+    /// theirs; listeners, data_dir, storage, users/aliases paths, log and
+    /// account wait for a restart (the log says which).
     Serve,
     /// Check a config file, and every file it names (TLS certificate and key,
     /// users file), and print the effective configuration.
@@ -364,6 +365,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let server = Server::bind(cfg).await?;
         let cfg = server.config();
+        let cfg = &cfg;
         if let Plan::Drop(account) = &plan {
             // Bound and opened as root; from here on, the account.
             privileges::own_data_dir(account, cfg, &file)?;
@@ -449,8 +451,8 @@ fn notify(notifier: Option<&Notifier>, what: &str, send: fn(&Notifier) -> std::i
 }
 
 /// On every SIGHUP: re-reads the config file and applies what can be applied
-/// without a restart (the TLS certificate and key, for new connections), or
-/// logs every problem and keeps the running config. The service manager hears
+/// without a restart (settings and the TLS certificate and key, for new
+/// connections), or logs every problem and keeps the running config. The service manager hears
 /// `RELOADING=1` before and `READY=1` after, whatever the outcome.
 async fn reload_on_hangup(
     mut hangups: tokio::signal::unix::Signal,
@@ -488,16 +490,19 @@ fn reload(reloader: &pillarbox_server::Reloader, config: Option<&std::path::Path
                 .tls
                 .map(|t| format!("certificate and key re-read from {}", t.cert.display()))
                 .unwrap_or_else(|| "none".into());
-            let restart = if done.needs_restart.is_empty() {
-                "nothing".to_string()
-            } else {
-                done.needs_restart.join(", ")
+            let list = |keys: &[String]| {
+                if keys.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    keys.join(", ")
+                }
             };
             tracing::info!(
                 config = %file,
                 tls = %tls,
-                changed_needs_restart = %restart,
-                "SIGHUP: config reloaded; applied to new connections: TLS; listen, data_dir and every other key wait for a restart"
+                changed_applied = %list(&done.applied),
+                changed_needs_restart = %list(&done.needs_restart),
+                "SIGHUP: config reloaded; new connections take it, open sessions keep theirs"
             );
         }
         Err(problems) => {

@@ -115,11 +115,17 @@ fn sighup_leaves_the_same_process_serving_and_an_open_session_finishes() {
     busy.expect("DATA", 354);
     busy.send(first).expect("send the first half");
 
-    // A limit changed: reported as waiting for a restart.
+    // A limit changed (applied to new sessions) and the log format (which
+    // only a restart applies).
     let text = fs::read_to_string(&dir.config_path).expect("read config");
+    let text = text.replacen(
+        "command_timeout = \"30s\"",
+        "command_timeout = \"30s\"\nmessage_size = \"1MiB\"",
+        1,
+    );
     fs::write(
         &dir.config_path,
-        text.replacen("command_timeout = \"30s\"", "command_timeout = \"40s\"", 1),
+        text.replacen("format = \"text\"", "format = \"json\"", 1),
     )
     .expect("write config");
     server.signal("HUP");
@@ -136,9 +142,14 @@ fn sighup_leaves_the_same_process_serving_and_an_open_session_finishes() {
     busy.expect("QUIT", 221);
     assert_eq!(dir.messages(rcpt).len(), 1);
 
-    // Still the same process, still accepting.
+    // Still the same process, still accepting, with the new message size.
     let mut next = Smtp::connect(server.port).expect("connect after SIGHUP");
     assert_eq!(next.read_reply().expect("greeting").code, 220);
+    let ehlo = next.expect("EHLO next.client.test", 250);
+    assert!(
+        ehlo.lines.iter().any(|l| l.ends_with("SIZE 1048576")),
+        "a new session takes the reloaded limits: {ehlo}"
+    );
     assert!(server.wait_exit(Duration::ZERO).is_none());
     let log = dir.log();
     let line = log
@@ -146,8 +157,12 @@ fn sighup_leaves_the_same_process_serving_and_an_open_session_finishes() {
         .find(|l| l.contains("config reloaded"))
         .unwrap_or_default();
     assert!(
-        line.contains("changed_needs_restart=limits"),
-        "the reload line says which changed keys wait for a restart: {line}"
+        line.contains("changed_applied=limits") && line.contains("changed_needs_restart=log"),
+        "the reload line says which changed keys apply and which wait for a restart: {line}"
+    );
+    assert!(
+        !log.contains("{\""),
+        "the log format waits for a restart: {log}"
     );
 }
 

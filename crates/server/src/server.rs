@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use pillarbox_codes::Row;
 use pillarbox_store::MaildirStore;
 
-use pillarbox_state::{Retention, SqliteState, StateStore};
+use pillarbox_state::{SqliteState, StateStore};
 
 use crate::aliases::Aliases;
 use crate::auth::Authenticator;
@@ -45,21 +45,55 @@ pub enum StartError {
     Init(String),
 }
 
-/// What every session shares. Only the session driver reads it; policy
-/// checks get the [`Services`] and their own settings instead.
-pub(crate) struct Shared {
+/// What a reload replaces: the config and what is built from it. A session
+/// takes the settings in force when it starts and keeps them to its end.
+pub(crate) struct Settings {
     pub(crate) cfg: Config,
-    pub(crate) store: Arc<MaildirStore>,
-    pub(crate) services: Services,
     pub(crate) policies: Policies,
     pub(crate) auth: Authenticator,
     /// Quota accounting after a commit (the check itself is among the policies).
     pub(crate) quotas: Quotas,
+}
+
+impl Settings {
+    fn build(cfg: Config, parts: &Parts) -> Self {
+        Settings {
+            policies: Policies::standard(
+                &cfg,
+                parts.store.clone(),
+                parts.disk.clone(),
+                parts.aliases.clone(),
+            ),
+            auth: Authenticator::new(
+                cfg.auth.clone(),
+                cfg.primary_domain(),
+                parts.decoy_key.clone(),
+            ),
+            quotas: Quotas::new(&cfg, parts.store.clone()),
+            cfg,
+        }
+    }
+}
+
+/// What settings are built on and a reload keeps.
+struct Parts {
+    store: Arc<MaildirStore>,
+    disk: Arc<DiskWatch>,
+    aliases: Arc<Aliases>,
+    decoy_key: Vec<u8>,
+}
+
+/// What every session shares. Only the session driver reads it; policy
+/// checks get the [`Services`] and their own settings instead.
+pub(crate) struct Shared {
+    /// The settings new sessions take.
+    settings: RwLock<Arc<Settings>>,
+    parts: Parts,
+    pub(crate) store: Arc<MaildirStore>,
+    pub(crate) services: Services,
     pub(crate) disk: Arc<DiskWatch>,
     /// Read at each handshake; a reload replaces it.
     pub(crate) tls: Option<SwappableAcceptor>,
-    /// Greylisting's retention, for the purge of expired state.
-    retention: Retention,
     /// Group commit of finished messages (`[storage] group_commit`).
     pub(crate) committer: Option<pillarbox_store::group_commit::GroupCommitter>,
     pub(crate) started: Instant,
@@ -139,9 +173,12 @@ fn limit_hit(
 impl Shared {
     /// Takes a session slot, or says which limit is reached. When both are,
     /// the address's own limit is named: it is the one the client can act on.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<SessionSlot, LimitHit> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: &crate::config::Limits,
+    ) -> Result<SessionSlot, LimitHit> {
         let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
-        let limits = &self.cfg.limits;
         let n = map.get(&ip).copied().unwrap_or(0);
         let open = self.open_sessions.load(Ordering::SeqCst);
         if let Some(hit) = limit_hit(n, open, limits.sessions_per_client, limits.sessions) {
@@ -153,6 +190,14 @@ impl Shared {
             shared: self.clone(),
             ip,
         })
+    }
+
+    /// The settings in force now; a session keeps the ones it started with.
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A session id, unique across restarts: microseconds since the epoch and a counter.
@@ -227,17 +272,16 @@ impl Server {
             .await?;
         let store = Arc::new(store);
         let disk = Arc::new(DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve));
+        let parts = Parts {
+            store: store.clone(),
+            disk: disk.clone(),
+            aliases: Arc::new(Aliases::open(cfg.aliases_file())),
+            decoy_key,
+        };
         Ok(Self {
             shared: Arc::new(Shared {
-                policies: Policies::standard(
-                    &cfg,
-                    store.clone(),
-                    disk.clone(),
-                    Arc::new(Aliases::open(cfg.aliases_file())),
-                ),
-                auth: Authenticator::new(cfg.auth.clone(), cfg.primary_domain(), decoy_key),
-                quotas: Quotas::new(&cfg, store.clone()),
-                retention: cfg.greylist.store_config().retention(),
+                settings: RwLock::new(Arc::new(Settings::build(cfg, &parts))),
+                parts,
                 services,
                 disk,
                 committer,
@@ -247,7 +291,6 @@ impl Server {
                 open_sessions: AtomicUsize::new(0),
                 per_client: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
-                cfg,
             }),
             listeners,
             tls_source,
@@ -262,9 +305,9 @@ impl Server {
             .collect()
     }
 
-    /// The config the server started with.
-    pub fn config(&self) -> &Config {
-        &self.shared.cfg
+    /// The config in force (the one the server started with, until a reload).
+    pub fn config(&self) -> Config {
+        self.shared.settings().cfg.clone()
     }
 
     /// A handle that applies a re-read config while the server runs.
@@ -286,7 +329,7 @@ impl Server {
         }
         while tasks.join_next().await.is_some() {}
         // Sessions end themselves within the grace period; wait for them, bounded.
-        let grace = self.shared.cfg.limits.shutdown_grace.0 + Duration::from_secs(5);
+        let grace = self.shared.settings().cfg.limits.shutdown_grace.0 + Duration::from_secs(5);
         let deadline = Instant::now() + grace;
         while self.shared.open_sessions.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -298,9 +341,12 @@ impl Server {
     }
 }
 
-/// Applies a re-read config to a running server: what can change without
-/// rebinding or reopening (the TLS certificate and key, served to the next
-/// handshake), and says what else changed and waits for a restart.
+/// Applies a re-read config to a running server. New sessions take the new
+/// settings (limits, domains, relay, auth, greylisting, quota, host name), and
+/// the TLS certificate and key are served to the next handshake; sessions in
+/// progress keep what they started with. What needs a rebind or a reopen
+/// (listeners, data_dir, storage, the users and aliases file paths, logging,
+/// the account) keeps its running value and is reported.
 #[derive(Clone)]
 pub struct Reloader {
     shared: Arc<Shared>,
@@ -311,22 +357,32 @@ pub struct Reloader {
 pub struct Reloaded {
     /// Where the certificate served from now on came from.
     pub tls: Option<TlsSource>,
-    /// Top-level config keys (`listen`, `data_dir`, `limits`, ...) whose new
-    /// values differ from the running ones and take effect only after a restart.
+    /// Top-level config keys whose new values now apply to new sessions.
+    pub applied: Vec<String>,
+    /// Top-level config keys (`listen`, `data_dir`, ...) whose new values
+    /// differ from the running ones and take effect only after a restart.
     pub needs_restart: Vec<String>,
 }
+
+/// Top-level keys a reload cannot apply: they were used to bind, open or
+/// set up the process.
+const RESTART_ONLY: [&str; 8] = [
+    "listen", "data_dir", "storage", "users", "aliases", "log", "user", "group",
+];
 
 impl Reloader {
     /// Checks `cfg` (read from `file`) and its files; if it is sound, serves its
     /// TLS pair (or the generated one in the running `data_dir` when `[tls]` is
-    /// absent) to every new handshake. On any problem nothing changes and every
-    /// problem is returned, each naming `file` and the key.
+    /// absent) to every new handshake and gives new sessions its settings. On
+    /// any problem nothing changes and every problem is returned, each naming
+    /// `file` and the key.
     pub fn reload(&self, cfg: &Config, file: &str) -> Result<Reloaded, Vec<ConfigError>> {
         let problems = cfg.check_files(file);
         if !problems.is_empty() {
             return Err(problems);
         }
-        let running = &self.shared.cfg;
+        let running = self.shared.settings();
+        let running = &running.cfg;
         let mut tls_source = None;
         if let Some(slot) = &self.shared.tls {
             let configured = cfg
@@ -343,12 +399,31 @@ impl Reloader {
             slot.replace(acceptor);
             tls_source = Some(source);
         }
+        // The keys only a restart applies keep their running values.
+        let mut next = cfg.clone();
+        next.listen = running.listen.clone();
+        next.data_dir = running.data_dir.clone();
+        next.storage = running.storage.clone();
+        next.users = running.users.clone();
+        next.aliases = running.aliases.clone();
+        next.log = running.log.clone();
+        next.user = running.user.clone();
+        next.group = running.group.clone();
+        let changed = changed_sections(running, cfg);
+        let (needs_restart, applied): (Vec<String>, Vec<String>) = changed
+            .into_iter()
+            .filter(|k| k != "tls")
+            .partition(|k| RESTART_ONLY.contains(&k.as_str()));
+        let settings = Arc::new(Settings::build(next, &self.shared.parts));
+        *self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = settings;
         Ok(Reloaded {
             tls: tls_source,
-            needs_restart: changed_sections(running, cfg)
-                .into_iter()
-                .filter(|k| k != "tls")
-                .collect(),
+            applied,
+            needs_restart,
         })
     }
 }
@@ -371,7 +446,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 async fn purge_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let s = &shared.services;
-        match s.state.purge(s.clock.now(), shared.retention).await {
+        let retention = shared.settings().cfg.greylist.store_config().retention();
+        match s.state.purge(s.clock.now(), retention).await {
             Ok(p) => tracing::debug!(?p, "state purged"),
             Err(e) => tracing::warn!(error = %e, "cannot purge the state database"),
         }

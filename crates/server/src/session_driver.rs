@@ -25,7 +25,7 @@ use crate::config::{Listen, Protocol};
 use crate::pace::{Bound, Pace, PaceLimits};
 use crate::policy::{Client, DataCx, Decision, RecipientAddress, SenderCx, SessionInfo};
 use crate::received::Trace;
-use crate::server::Shared;
+use crate::server::{Settings, Shared};
 use crate::tls::SwappableAcceptor;
 
 /// Bytes asked of the socket per read.
@@ -115,7 +115,7 @@ pub(crate) fn run(
     let protocol = listener.protocol;
     let mut d = Driver::new(shared, stream, peer, id, listener, shutdown);
     async move {
-        let _slot = match d.shared.admit(peer.ip()) {
+        let _slot = match d.shared.admit(peer.ip(), &d.rt.cfg.limits) {
             Ok(slot) => slot,
             Err(hit) => {
                 tracing::warn!(peer = %peer, limit = ?hit, "refused: too many connections");
@@ -123,11 +123,8 @@ pub(crate) fn run(
                 return;
             }
         };
-        if let Decision::Refuse(r) | Decision::Defer(r) = d
-            .shared
-            .policies
-            .connect(&d.shared.services, &d.client)
-            .await
+        if let Decision::Refuse(r) | Decision::Defer(r) =
+            d.rt.policies.connect(&d.shared.services, &d.client).await
         {
             d.refuse(implicit_tls, r).await;
             return;
@@ -166,6 +163,8 @@ async fn refuse(shared: &Shared, stream: TcpStream, implicit_tls: bool, reply: R
 
 struct Driver {
     shared: Arc<Shared>,
+    /// The settings in force when the session started, kept to its end.
+    rt: Arc<Settings>,
     conn: Conn,
     /// Who the client is, for the policy checks.
     client: Client,
@@ -196,7 +195,8 @@ impl Driver {
         listener: &Listen,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let cfg = &shared.cfg;
+        let rt = shared.settings();
+        let cfg = &rt.cfg;
         let trusted = cfg
             .relay
             .trusted_networks
@@ -216,7 +216,7 @@ impl Driver {
             starttls: shared.tls.is_some(),
             tls: false,
             status_allowed: trusted || peer.ip().is_loopback(),
-            auth: auth_policy(&shared, listener),
+            auth: auth_policy(&shared, &rt, listener),
         });
         Self {
             conn: Conn::Plain(stream),
@@ -237,6 +237,7 @@ impl Driver {
             delivered: 0,
             pace: Pace::new(Instant::now()),
             shared,
+            rt,
         }
     }
 
@@ -254,12 +255,12 @@ impl Driver {
         if implicit_tls {
             // RFC 8314 3.3: on port 465 TLS starts at once, before the greeting.
             if let Err(reason) =
-                Box::pin(self.handshake(self.shared.cfg.limits.command_timeout.0)).await
+                Box::pin(self.handshake(self.rt.cfg.limits.command_timeout.0)).await
             {
                 return reason;
             }
         } else if let Some(reason) =
-            Box::pin(self.early_talker(self.shared.cfg.limits.greeting_delay.0)).await
+            Box::pin(self.early_talker(self.rt.cfg.limits.greeting_delay.0)).await
         {
             return reason;
         }
@@ -283,7 +284,7 @@ impl Driver {
                     Event::AbortMessage => self.abort_message(),
                     Event::StartTls => {
                         if let Err(reason) =
-                            Box::pin(self.start_tls(self.shared.cfg.limits.command_timeout.0)).await
+                            Box::pin(self.start_tls(self.rt.cfg.limits.command_timeout.0)).await
                         {
                             return reason;
                         }
@@ -305,7 +306,7 @@ impl Driver {
             if draining && !self.session.in_transaction() {
                 return self
                     .close_with_boxed(
-                        Row::ShuttingDown.reply_with(&self.shared.cfg.hostname),
+                        Row::ShuttingDown.reply_with(&self.rt.cfg.hostname),
                         "shutdown",
                     )
                     .await;
@@ -324,19 +325,16 @@ impl Driver {
             // the timeout of what is awaited; the pace bounds the command or
             // the message's data as a whole.
             let timeout = if self.session.reading_body() {
-                self.shared.cfg.limits.data_timeout.0
+                self.rt.cfg.limits.data_timeout.0
             } else {
-                self.shared.cfg.limits.command_timeout.0
+                self.rt.cfg.limits.command_timeout.0
             };
             let mut wait = match grace_deadline {
                 Some(d) => timeout.min(d.saturating_duration_since(now)),
                 None => timeout,
             };
             let mut bound = None;
-            if let Some((at, b)) = self
-                .pace
-                .deadline(&PaceLimits::from(&self.shared.cfg.limits))
-            {
+            if let Some((at, b)) = self.pace.deadline(&PaceLimits::from(&self.rt.cfg.limits)) {
                 let left = at.saturating_duration_since(now);
                 // A command's time includes the wait for it: an idle client
                 // has hit it too. In data, a silence is the idle gap's.
@@ -360,14 +358,14 @@ impl Driver {
                         return self.close_with_boxed(Row::Timeout.reply(), "timeout").await;
                     }
                     if grace_deadline.is_some_and(|d| Instant::now() >= d) {
-                        return self.close_with_boxed(Row::ShuttingDown.reply_with(&self.shared.cfg.hostname), "shutdown").await;
+                        return self.close_with_boxed(Row::ShuttingDown.reply_with(&self.rt.cfg.hostname), "shutdown").await;
                     }
                     return self.close_with_boxed(Row::Timeout.reply(), "timeout").await;
                 }
                 r = self.shutdown.changed(), if !draining => {
                     if r.is_err() || *self.shutdown.borrow() {
                         draining = true;
-                        grace_deadline = Some(Instant::now() + self.shared.cfg.limits.shutdown_grace.0);
+                        grace_deadline = Some(Instant::now() + self.rt.cfg.limits.shutdown_grace.0);
                     }
                 }
             }
@@ -433,7 +431,7 @@ impl Driver {
         // A client that sends and never reads would block this write for
         // ever once the socket's buffers are full: a send gets as long as a
         // command may take.
-        let limit = self.shared.cfg.limits.command_timeout.0;
+        let limit = self.rt.cfg.limits.command_timeout.0;
         let r = match tokio::time::timeout(limit, self.conn.write_all(&self.out)).await {
             Ok(r) => r,
             Err(_) => {
@@ -500,13 +498,14 @@ impl Driver {
     async fn auth_attempt(&mut self, authcid: Option<String>, ok: bool) -> Option<&'static str> {
         let user = authcid.as_deref().unwrap_or("-");
         let sh = self.shared.clone();
+        let rt = self.rt.clone();
         if ok {
             tracing::info!(user, "authenticated");
-            sh.auth.succeeded(&sh.services, self.client.ip, user).await;
+            rt.auth.succeeded(&sh.services, self.client.ip, user).await;
             return None;
         }
         tracing::warn!(user, "authentication failed");
-        match sh
+        match rt
             .auth
             .failed(
                 &sh.services,
@@ -542,6 +541,7 @@ impl Driver {
     /// kind of answer.
     async fn answer(&mut self, q: Question) {
         let sh = self.shared.clone();
+        let rt = self.rt.clone();
         match q {
             Question::Sender(q) => {
                 tracing::debug!(from = %q.from, size = q.params.size, "sender");
@@ -550,7 +550,7 @@ impl Driver {
                     from: &q.from,
                     size: q.params.size,
                 };
-                let a = sh.policies.sender(&sh.services, cx).await.into_result();
+                let a = rt.policies.sender(&sh.services, cx).await.into_result();
                 self.session.answer_sender(q, a);
             }
             Question::Recipient(q) => {
@@ -562,7 +562,7 @@ impl Driver {
                             to: &q.to,
                             size: q.size,
                         };
-                        sh.policies.recipient(&sh.services, cx).await.into_result()
+                        rt.policies.recipient(&sh.services, cx).await.into_result()
                     }
                     None => Err(Row::LocalError.reply()),
                 };
@@ -570,14 +570,14 @@ impl Driver {
             }
             Question::CheckPassword(mut q) => {
                 let password = std::mem::take(&mut q.password);
-                let a = sh
+                let a = rt
                     .auth
                     .check_password(&sh.services, &q.authcid, password)
                     .await;
                 self.session.answer_password(q, a);
             }
             Question::Secret(q) => {
-                let a = sh.auth.secret(&sh.services, &q.authcid, q.mechanism);
+                let a = rt.auth.secret(&sh.services, &q.authcid, q.mechanism);
                 self.session.answer_secret(q, a);
             }
             Question::BeginMessage(q) => {
@@ -621,7 +621,7 @@ impl Driver {
         let trace = Trace {
             helo: greeting.map(|g| g.name.as_str()).unwrap_or("unknown"),
             client_ip: self.client.ip,
-            hostname: &self.shared.cfg.hostname,
+            hostname: &self.rt.cfg.hostname,
             protocol,
             tls,
             queue_id: &self.queue_id,
@@ -692,11 +692,12 @@ impl Driver {
             }
         }
         let from = tx.from.to_string();
-        let timeout = self.shared.cfg.limits.commit_timeout.0;
+        let timeout = self.rt.cfg.limits.commit_timeout.0;
         let n = boxes.len();
         // All or nothing: a mailbox that can no longer take the message defers it for every recipient.
         let stored = msg.stored_size();
         let sh = self.shared.clone();
+        let rt = self.rt.clone();
         // A lock set, or a quota filled, while the message was coming in still counts.
         let cx = DataCx {
             session: self.info(),
@@ -704,7 +705,7 @@ impl Driver {
             mailboxes: &boxes,
             size: stored,
         };
-        if let Err(r) = sh.policies.delivery(&sh.services, cx).await.into_result() {
+        if let Err(r) = rt.policies.delivery(&sh.services, cx).await.into_result() {
             msg.abort();
             return Err(r);
         }
@@ -712,14 +713,14 @@ impl Driver {
         // Shared by the session (its log line), the commit and the accounting,
         // not copied for each.
         let boxes: Arc<[MailboxAddr]> = boxes.into();
-        let (shared, landed_in) = (self.shared.clone(), boxes.clone());
+        let (shared, rt, landed_in) = (self.shared.clone(), self.rt.clone(), boxes.clone());
         let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
             // Counted where the commit ran (a blocking thread, not the
             // session's), before the session hears of it; so a commit that
             // lands after its 451 (limits.commit_timeout) is counted too, or
             // the quota would undercount for good.
             if let Ok(done) = &r {
-                landed(&shared, &landed_in, done.stored_size);
+                landed(&shared, &rt, &landed_in, done.stored_size);
             }
             let _ = tx.send(r);
         });
@@ -813,8 +814,8 @@ impl std::fmt::Display for Joined<'_> {
 
 /// A committed message's accounting: each limited mailbox's `maildirsize`,
 /// and the free-space estimate (one file, however many recipients: hard links).
-fn landed(sh: &Shared, boxes: &[MailboxAddr], stored: u64) {
-    sh.quotas
+fn landed(sh: &Shared, rt: &Settings, boxes: &[MailboxAddr], stored: u64) {
+    rt.quotas
         .record_delivery(&sh.services.users.current(), boxes, stored);
     sh.disk.consumed(stored);
 }
@@ -830,7 +831,7 @@ fn store_reply(e: &StoreError) -> Reply {
 
 /// What AUTH this session offers. Only a listener with AUTH pays for the
 /// session's nonce (a getrandom call) and a copy of the decoy key.
-fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
+fn auth_policy(shared: &Shared, rt: &Settings, listener: &Listen) -> AuthPolicy {
     let mut policy = AuthPolicy {
         require_tls: listener.tls_for_auth(),
         required: listener.auth_required(),
@@ -838,7 +839,7 @@ fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
     };
     if listener.auth_enabled() {
         let support = shared.services.users.mechanism_support();
-        policy.mechanisms = shared
+        policy.mechanisms = rt
             .cfg
             .mechanisms()
             .into_iter()
@@ -849,7 +850,7 @@ fn auth_policy(shared: &Shared, listener: &Listen) -> AuthPolicy {
             })
             .collect();
         policy.nonce = session_nonce();
-        policy.decoy_key = shared.auth.decoy_key().to_vec();
+        policy.decoy_key = rt.auth.decoy_key().to_vec();
         policy.decoy_scram_iterations = support.scram_iterations;
     }
     policy
