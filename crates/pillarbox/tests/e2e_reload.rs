@@ -39,17 +39,23 @@ fn write_pair(cert: &Path, key: &Path) {
 }
 
 /// A test dir whose config has `[tls]` with a fresh pair in the directory.
-fn tls_dir() -> (TestDir, PathBuf, PathBuf) {
+/// A server config with a TLS pair of its own, whose files are looked at
+/// every `watch` (`"0s"`: only on SIGHUP).
+fn tls_dir_watching(watch: &str) -> (TestDir, PathBuf, PathBuf) {
     let dir = TestDir::new(&Config::default());
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     write_pair(&cert, &key);
     dir.append_config(&format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nwatch = \"{watch}\"\n",
         cert.display(),
         key.display()
     ));
     (dir, cert, key)
+}
+
+fn tls_dir() -> (TestDir, PathBuf, PathBuf) {
+    tls_dir_watching("0s")
 }
 
 /// STARTTLS, then prints `SEEN <sha256>` of the certificate the server showed
@@ -237,4 +243,30 @@ fn a_broken_config_on_sighup_is_refused_with_a_log_line_and_the_old_one_stays() 
     smtp.expect("EHLO client.test", 250);
     let (still, _) = fingerprints(server.port, &cert);
     assert_eq!(still, served, "the running certificate stays");
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_sighup_once_its_files_change() {
+    let (dir, cert, key) = tls_dir_watching("1s");
+    let server = dir.start();
+    let (seen, first) = fingerprints(server.port, &cert);
+    assert_eq!(seen, first);
+    write_pair(&cert, &key);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (seen, file) = fingerprints(server.port, &cert);
+        assert_ne!(file, first, "the test must write a different certificate");
+        if seen == file {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not served within 15 s:\n{}",
+            dir.log()
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
+    assert!(dir
+        .log()
+        .contains("TLS certificate and key changed on disk"));
 }

@@ -182,6 +182,15 @@ impl Default for Auth {
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// How often the two files' times are looked at; a change re-reads them
+    /// and serves the new pair to new connections (a renewal needs no
+    /// SIGHUP). `0s`: only on SIGHUP.
+    #[serde(default = "default_tls_watch")]
+    pub watch: Seconds,
+}
+
+fn default_tls_watch() -> Seconds {
+    Seconds(Duration::from_secs(60))
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

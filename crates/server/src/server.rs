@@ -322,6 +322,7 @@ impl Server {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(purge_loop(self.shared.clone(), shutdown.clone()));
+        tasks.spawn(tls_watch_loop(self.shared.clone(), shutdown.clone()));
         for (listener, listen) in self.listeners {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();
@@ -437,6 +438,59 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<String> {
     keys.dedup();
     keys.retain(|k| old.get(k) != new.get(k));
     keys
+}
+
+/// Re-reads the configured certificate and key when their files change
+/// (`[tls] watch`), so a renewal is served without a SIGHUP. The interval
+/// and the files are those of the settings in force, so a reload that
+/// changes them is followed.
+async fn tls_watch_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Some(slot) = &shared.tls else { return };
+    let stamp = |t: &crate::config::Tls| {
+        let time = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        (time(&t.cert), time(&t.key))
+    };
+    let mut seen = shared.settings().cfg.tls.as_ref().map(stamp);
+    loop {
+        let settings = shared.settings();
+        let every = match &settings.cfg.tls {
+            Some(t) if !t.watch.0.is_zero() => t.watch.0,
+            // Not configured, or off: look again later, in case a reload
+            // turns it on.
+            _ => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+        let settings = shared.settings();
+        let Some(tls) = settings.cfg.tls.as_ref().filter(|t| !t.watch.0.is_zero()) else {
+            continue;
+        };
+        let now = Some(stamp(tls));
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let cfg = &settings.cfg;
+        match tls::acceptor(
+            Some((tls.cert.as_path(), tls.key.as_path())),
+            &cfg.data_dir,
+            &cfg.hostname,
+        ) {
+            Ok((acceptor, _)) => {
+                slot.replace(acceptor);
+                tracing::info!(cert = %tls.cert.display(), "TLS certificate and key changed on disk: re-read, served to new connections");
+            }
+            Err(e) => {
+                tracing::warn!("TLS certificate or key changed on disk but cannot be used, the old pair stays: {e}");
+            }
+        }
+    }
 }
 
 /// How often expired state (greylist entries, locks, bans, old AUTH failures) is removed.
