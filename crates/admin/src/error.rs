@@ -84,6 +84,17 @@ pub enum AdminError {
     /// The state database failed (the text names it).
     #[error(transparent)]
     State(#[from] StateError),
+    /// No server holds the data directory's lock file.
+    #[error("no server is running on this data directory (none holds {})", .0.display())]
+    NoServer(PathBuf),
+    /// The server could not be signalled.
+    #[error("cannot signal the server (pid {pid}): {source}")]
+    Signal {
+        /// The server's process id.
+        pid: u32,
+        /// The operating system's error.
+        source: io::Error,
+    },
 }
 
 impl From<UserEditError> for AdminError {

@@ -22,6 +22,7 @@ mod bans;
 mod error;
 mod mailboxes;
 mod quota;
+mod server_process;
 mod users;
 
 pub use bans::{BanEntry, Unbanned};
@@ -31,6 +32,7 @@ pub use mailboxes::{
     MailboxUnlocked, Reason, MAX_REASON,
 };
 pub use quota::{QuotaFigures, QuotaReport};
+pub use server_process::ReloadSent;
 pub use users::{PasswordSet, PasswordStatus, UserAdded, UserDeleted, UserList, UserSummary};
 
 /// Re-exported for callers that name password schemes.

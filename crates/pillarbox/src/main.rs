@@ -95,6 +95,10 @@ enum Command {
         #[command(subcommand)]
         cmd: quota_cmd::QuotaCommand,
     },
+    /// Ask the server running on this config's data directory to re-read its
+    /// config (SIGHUP to the process holding <data_dir>/pillarbox.lock); the
+    /// server logs what it applied and what waits for a restart.
+    Reload,
     /// Print the shell completion script for SHELL to stdout, e.g.
     /// `pillarbox completions bash > /etc/bash_completion.d/pillarbox`.
     Completions {
@@ -169,6 +173,18 @@ fn main() -> ExitCode {
         Command::Quota { cmd } => {
             load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
         }
+        Command::Reload => load_admin(config.as_deref()).and_then(|a| {
+            let sent = a.reload_server()?;
+            println!(
+                "asked pillarbox (pid {}) to reload {}; its log says what it applied",
+                sent.pid,
+                config
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "its config".into())
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Completions { shell } => completions(shell),
         Command::Man { dir } => man(dir.as_deref()),
     };

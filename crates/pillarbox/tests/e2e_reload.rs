@@ -270,3 +270,35 @@ fn a_renewed_certificate_is_served_without_sighup_once_its_files_change() {
         .log()
         .contains("TLS certificate and key changed on disk"));
 }
+
+#[test]
+fn pillarbox_reload_signals_the_server_holding_the_data_directory() {
+    let dir = TestDir::new(&Config::default());
+    let run = || {
+        let mut cmd = std::process::Command::new(common::binary());
+        cmd.arg("reload").arg("--config").arg(&dir.config_path);
+        common::run_client(
+            cmd,
+            None,
+            common::CLIENT_TIMEOUT,
+            "build the pillarbox binary",
+        )
+    };
+    // No server yet: refused, naming the lock file.
+    let out = run();
+    assert!(!out.status.success(), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains("pillarbox.lock"),
+        "{}",
+        transcript(&out)
+    );
+    let server = dir.start();
+    let out = run();
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(
+        transcript(&out).contains(&format!("pid {}", server.pid)),
+        "{}",
+        transcript(&out)
+    );
+    wait_for_log(&dir, "config reloaded", 1);
+}

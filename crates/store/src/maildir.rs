@@ -203,6 +203,42 @@ impl DataDirLock {
     }
 }
 
+/// The pid of the process that holds `<data_dir>/pillarbox.lock` (a running
+/// server), found in `/proc/locks` by the lock file's device and inode rather
+/// than read from the file, which anyone may have written. Looking takes no
+/// lock of ours, so it can never stop a server that is starting. `None`: no
+/// process holds it (or there is no lock file).
+pub fn lock_holder(data_dir: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(data_dir.join(LOCK_FILE)) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    Ok(flock_holder(&locks, meta.dev(), meta.ino()))
+}
+
+/// The pid holding an exclusive `flock` on the file (`dev`, `ino`) in the text
+/// of `/proc/locks`, whose lines read
+/// `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (major and minor in hex,
+/// the inode in decimal); `->` lines are waiters, not holders.
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") || fields.get(3) != Some(&"WRITE") {
+            return None;
+        }
+        let pid: u32 = fields.get(4)?.parse().ok()?;
+        let mut id = fields.get(5)?.split(':');
+        let ma = u64::from_str_radix(id.next()?, 16).ok()?;
+        let mi = u64::from_str_radix(id.next()?, 16).ok()?;
+        let i: u64 = id.next()?.parse().ok()?;
+        (ma == major && mi == minor && i == ino).then_some(pid)
+    })
+}
+
 impl MaildirStore {
     /// Opens the store under `data_dir`, creating `<data_dir>/mail` and
     /// `<data_dir>/spool` when missing (and fsyncing the parent of each directory it
@@ -1012,6 +1048,31 @@ fn clear_spool(spool_dir: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_lock_holder_is_found_by_device_and_inode_and_waiters_are_not_holders() {
+        let dev = libc::makedev(0xfd, 0x01);
+        let locks = "1: POSIX  ADVISORY  WRITE 99 fd:01:5678 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 77 fd:01:5678 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 555 fd:02:5678 0 EOF\n";
+        assert_eq!(flock_holder(locks, dev, 5678), Some(1234));
+        assert_eq!(flock_holder(locks, dev, 42), None);
+        assert_eq!(
+            flock_holder(locks, libc::makedev(0xfd, 0x02), 5678),
+            Some(555)
+        );
+    }
+
+    #[test]
+    fn an_open_store_is_found_holding_its_data_dir_and_a_closed_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(lock_holder(dir.path()).unwrap(), None);
+        let store = MaildirStore::open(dir.path(), "h", Modes::default()).unwrap();
+        assert_eq!(lock_holder(dir.path()).unwrap(), Some(std::process::id()));
+        drop(store);
+        assert_eq!(lock_holder(dir.path()).unwrap(), None);
+    }
+
     use super::*;
     use proptest::strategy::Just;
     use std::os::unix::fs::MetadataExt;
