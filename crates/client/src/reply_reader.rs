@@ -204,10 +204,13 @@ fn build_reply(code: ReplyCode, texts: Vec<String>) -> Reply {
     let lines = texts
         .into_iter()
         .map(|t| match enhanced {
-            Some(e) if leading_enhanced(&t) == Some(e) => {
-                let rest = &t[t.find(' ').unwrap_or(t.len())..];
-                rest.trim_start_matches(' ').to_string()
-            }
+            // RFC 2034 3: `status-code SP text`: one space goes with the
+            // code, any more belong to the text, so the reply prints back
+            // (`Reply::to_wire`) as it was read.
+            Some(e) if leading_enhanced(&t) == Some(e) => match t.split_once(' ') {
+                Some((_, text)) => text.to_string(),
+                None => String::new(),
+            },
             _ => t,
         })
         .collect();
@@ -278,6 +281,14 @@ mod tests {
         let r = parse("452-4.2.2 mailbox full\r\n452 4.2.2 try later\r\n").unwrap();
         assert_eq!(r.enhanced, Some(EnhancedCode::new(4, 2, 2)));
         assert_eq!(r.lines, ["mailbox full", "try later"]);
+    }
+
+    #[test]
+    fn enhanced_code_takes_one_space_and_the_reply_prints_back_as_read() {
+        let text = "452-4.2.2  indented\r\n452- no code here\r\n452 4.2.2 last\r\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.lines, [" indented", " no code here", "last"]);
+        assert_eq!(parse(&r.to_wire()).unwrap(), r);
     }
 
     #[test]

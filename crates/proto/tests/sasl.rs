@@ -686,6 +686,16 @@ fn client_line() -> impl Strategy<Value = String> {
     ]
 }
 
+#[test]
+fn login_empty_username_is_malformed() {
+    // As PLAIN without an authcid: 501 at once, no password asked or checked.
+    let (mut server, step) = ServerExchange::start(Mechanism::Login, None, "n", "h", DECOY);
+    assert_eq!(step, ServerStep::Challenge(USERNAME_PROMPT.to_vec()));
+    assert_eq!(server.respond(""), ServerStep::Failure(Failure::Malformed));
+    let (_, step) = ServerExchange::start(Mechanism::Login, Some("="), "n", "h", DECOY);
+    assert_eq!(step, ServerStep::Failure(Failure::Malformed));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

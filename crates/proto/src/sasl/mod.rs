@@ -127,7 +127,7 @@ pub enum Failure {
     /// A line that is not base64 (RFC 4954 4): `501 5.5.2`.
     BadBase64,
     /// Base64 that decodes to something the mechanism cannot parse (PLAIN
-    /// without two NULs or without an authcid, CRAM-MD5 without a 32-digit digest, a SCRAM message
+    /// without two NULs or without an authcid, LOGIN with an empty user name, CRAM-MD5 without a 32-digit digest, a SCRAM message
     /// out of syntax, SCRAM `p=` channel binding, text that is not UTF-8),
     /// an initial response to CRAM-MD5 (RFC 4954 4 says 501), or a
     /// non-empty answer to the SCRAM server-final: `501 5.5.2`, the same
@@ -498,6 +498,8 @@ impl ServerExchange {
 
     fn login_username(&mut self, data: &[u8]) -> ServerStep {
         match String::from_utf8(data.to_vec()) {
+            // No authcid: malformed, as for PLAIN (RFC 4616 2 requires one).
+            Ok(username) if username.is_empty() => self.fail(Failure::Malformed),
             Ok(username) => {
                 self.state = ServerState::LoginPassword { username };
                 ServerStep::Challenge(PASSWORD_PROMPT.to_vec())
