@@ -275,6 +275,18 @@ fn expect_timeout_421(smtp: &mut Smtp) {
 
 /// Sends `bytes` one at a time, `gap` apart, until a reply comes (or the
 /// bytes run out); returns it, or `None`.
+/// A server with `cfg` and a session of it that has just had its 354.
+fn in_data(cfg: Config) -> (TestDir, common::Server, Smtp) {
+    let dir = TestDir::new(&cfg);
+    let server = dir.start();
+    let mut smtp = server.session();
+    smtp.expect("EHLO client.test", 250);
+    smtp.expect("MAIL FROM:<slow@client.test>", 250);
+    smtp.expect("RCPT TO:<slow@example.test>", 250);
+    smtp.expect("DATA", 354);
+    (dir, server, smtp)
+}
+
 fn trickle(smtp: &mut Smtp, bytes: &[u8], gap: Duration) -> Option<common::Reply> {
     // The read timeout is the gap: a reply arriving in it ends the wait.
     smtp.set_read_timeout(gap);
@@ -339,17 +351,11 @@ fn pipelined_commands_arriving_together_are_each_given_command_timeout() {
 
 #[test]
 fn data_trickled_below_data_rate_min_is_closed() {
-    let dir = TestDir::new(
-        &Config::default()
+    let (dir, server, mut smtp) = in_data(
+        Config::default()
             .limit("data_timeout", "\"1s\"")
             .limit("data_rate_min", "1000"),
     );
-    let server = dir.start();
-    let mut smtp = server.session();
-    smtp.expect("EHLO client.test", 250);
-    smtp.expect("MAIL FROM:<slow@client.test>", 250);
-    smtp.expect("RCPT TO:<slow@example.test>", 250);
-    smtp.expect("DATA", 354);
     // 5 bytes a second, 200 ms apart (the idle timeout is 1 s): closed at
     // 1 s * 1000 / (1000 - 5), about 1 s after the 354.
     let body = [b'x'; 100];
@@ -371,18 +377,12 @@ fn data_trickled_below_data_rate_min_is_closed() {
 
 #[test]
 fn data_longer_than_data_time_max_is_closed_however_steady() {
-    let dir = TestDir::new(
-        &Config::default()
+    let (dir, server, mut smtp) = in_data(
+        Config::default()
             .limit("data_timeout", "\"1s\"")
             .limit("data_rate_min", "0")
             .limit("data_time_max", "\"2s\""),
     );
-    let server = dir.start();
-    let mut smtp = server.session();
-    smtp.expect("EHLO client.test", 250);
-    smtp.expect("MAIL FROM:<slow@client.test>", 250);
-    smtp.expect("RCPT TO:<slow@example.test>", 250);
-    smtp.expect("DATA", 354);
     let body = [b'x'; 100];
     let started = Instant::now();
     let reply = trickle(&mut smtp, &body, Duration::from_millis(200))
