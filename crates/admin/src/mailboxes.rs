@@ -194,7 +194,7 @@ impl Admin {
     ) -> Result<MailboxUnlocked, AdminError> {
         let state = self.state()?;
         let was_locked = state.unlock_mailbox(mailbox.0.clone()).await?;
-        let still_disabled = match state.mailbox_state(mailbox.0.clone(), self.now()).await? {
+        let still_disabled = match state.mailbox_state(mailbox, self.now()).await? {
             MailboxState::Disabled { reason } => Some(reason),
             _ => None,
         };
@@ -227,7 +227,7 @@ impl Admin {
     ) -> Result<MailboxEnabled, AdminError> {
         let state = self.state()?;
         let was_disabled = state.enable_mailbox(mailbox.0.clone()).await?;
-        let still_locked = match state.mailbox_state(mailbox.0.clone(), self.now()).await? {
+        let still_locked = match state.mailbox_state(mailbox, self.now()).await? {
             MailboxState::Locked { reason, .. } => Some(reason),
             _ => None,
         };
@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(locked.until, Some(NOW + 7_200), "rounded up");
         assert_eq!(
             state
-                .mailbox_state("alice@example.test".into(), NOW + 7_199)
+                .mailbox_state(&"alice@example.test", NOW + 7_199)
                 .await
                 .expect("state"),
             MailboxState::Locked {

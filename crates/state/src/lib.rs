@@ -15,20 +15,22 @@
 //! embedded default) and [`MemoryState`] (in memory, for tests of the policies that
 //! use the store, and for anything that wants state that dies with the process).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::fmt;
 
 pub use pillarbox_store::greylist::{Decision, GreylistConfig};
 pub use pillarbox_store::state::{Ban, MailboxState, Purged, Retention, StateError, Triplet};
 
 mod memory;
+mod ready_or;
 mod sqlite;
 
 pub use memory::MemoryState;
+pub use ready_or::ReadyOr;
 pub use sqlite::SqliteState;
 
-/// The future every [`StateStore`] method returns.
-pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
+/// The future every [`StateStore`] method returns: ready at once when the
+/// answer is at hand (a cache, memory), boxed when it must be waited for.
+pub type StateFuture<'a, T> = ReadyOr<'a, Result<T, StateError>>;
 
 /// Failures recorded for a client address and for the account it named, within
 /// the window, the one just recorded included.
@@ -91,10 +93,16 @@ pub trait StateStore: Send + Sync + 'static {
 
     // ---- mailbox states -----------------------------------------------------------
 
-    /// The state of `mailbox` at `now`. Backends may answer from a cache that
-    /// [`StateStore::change_token`] keeps honest: a change made through another
-    /// handle (the CLI, another node) is seen at the next call.
-    fn mailbox_state(&self, mailbox: String, now: u64) -> StateFuture<'_, MailboxState>;
+    /// The state of `mailbox` (`user@domain`, any case) at `now`. Backends may
+    /// answer from a cache that [`StateStore::change_token`] keeps honest: a
+    /// change made through another handle (the CLI, another node) is seen at
+    /// the next call. The mailbox is a `Display` so that its name is spelled
+    /// only when some mailbox is locked or disabled at all (asked at every RCPT).
+    fn mailbox_state<'a>(
+        &'a self,
+        mailbox: &'a (dyn fmt::Display + Sync),
+        now: u64,
+    ) -> StateFuture<'a, MailboxState>;
 
     /// Every locked or disabled mailbox at `now`, sorted.
     fn list_mailbox_states(&self, now: u64) -> StateFuture<'_, Vec<(String, MailboxState)>>;

@@ -63,7 +63,7 @@ impl MemoryState {
             }
             Ok(f(&mut t))
         };
-        Box::pin(std::future::ready(r))
+        StateFuture::ready(r)
     }
 }
 
@@ -186,8 +186,12 @@ impl StateStore for MemoryState {
         })
     }
 
-    fn mailbox_state(&self, mailbox: String, now: u64) -> StateFuture<'_, MailboxState> {
-        let mailbox = lower(&mailbox);
+    fn mailbox_state<'a>(
+        &'a self,
+        mailbox: &'a (dyn std::fmt::Display + Sync),
+        now: u64,
+    ) -> StateFuture<'a, MailboxState> {
+        let mailbox = lower(&mailbox.to_string());
         self.with(false, move |t| t.mailbox_state(&mailbox, now))
     }
 

@@ -67,7 +67,7 @@ impl SqliteState {
         F: FnOnce(&StateDb) -> Result<T, StateError> + Send + 'static,
     {
         let db = self.db.clone();
-        Box::pin(async move {
+        StateFuture::boxed(async move {
             match tokio::task::spawn_blocking(move || f(&db)).await {
                 Ok(r) => r,
                 Err(e) => Err(StateError::Unavailable(format!(
@@ -141,34 +141,22 @@ impl StateStore for SqliteState {
         self.run(move |db| db.list_bans(now))
     }
 
-    fn mailbox_state(&self, mailbox: String, now: u64) -> StateFuture<'_, MailboxState> {
+    fn mailbox_state<'a>(
+        &'a self,
+        mailbox: &'a (dyn std::fmt::Display + Sync),
+        now: u64,
+    ) -> StateFuture<'a, MailboxState> {
         let token = self.change_token();
-        let cached = self.cached_mailboxes(token);
-        Box::pin(async move {
-            let map = match cached {
-                Some(map) => map,
-                None => {
-                    // Every state is read, expired locks included: a lock that
-                    // runs out later is judged at each call against `now`.
-                    let list = self.run(|db| db.list_mailbox_states(0)).await?;
-                    let map: MailboxMap = Arc::new(list.into_iter().collect());
-                    *self.mailboxes.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((token, map.clone()));
-                    map
-                }
-            };
-            // Most of the time no mailbox is locked or disabled.
-            if map.is_empty() {
-                return Ok(MailboxState::Open);
-            }
-            let state = map
-                .get(pillarbox_store::users::lowercase(&mailbox).as_ref())
-                .cloned()
-                .unwrap_or(MailboxState::Open);
-            Ok(match state {
-                MailboxState::Locked { until: Some(t), .. } if t <= now => MailboxState::Open,
-                other => other,
-            })
+        if let Some(map) = self.cached_mailboxes(token) {
+            return StateFuture::ready(Ok(state_in(&map, mailbox, now)));
+        }
+        StateFuture::boxed(async move {
+            // Every state is read, expired locks included: a lock that runs
+            // out later is judged at each call against `now`.
+            let list = self.run(|db| db.list_mailbox_states(0)).await?;
+            let map: MailboxMap = Arc::new(list.into_iter().collect());
+            *self.mailboxes.lock().unwrap_or_else(|p| p.into_inner()) = Some((token, map.clone()));
+            Ok(state_in(&map, mailbox, now))
         })
     }
 
@@ -219,6 +207,21 @@ impl StateStore for SqliteState {
     }
 }
 
+/// The state of `mailbox` at `now` in `map`. Most of the time no mailbox is
+/// locked or disabled: then the name is not even spelled.
+fn state_in(map: &MailboxMap, mailbox: &dyn std::fmt::Display, now: u64) -> MailboxState {
+    if map.is_empty() {
+        return MailboxState::Open;
+    }
+    let key = mailbox.to_string();
+    match map.get(pillarbox_store::users::lowercase(&key).as_ref()) {
+        // A lock that ran out since the list was read is over.
+        Some(MailboxState::Locked { until: Some(t), .. }) if *t <= now => MailboxState::Open,
+        Some(state) => state.clone(),
+        None => MailboxState::Open,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,14 +239,14 @@ mod tests {
         let cli = StateDb::open(&path).unwrap();
         let mb = "alice@example.test".to_string();
         assert_eq!(
-            ours.mailbox_state(mb.clone(), now()).await.unwrap(),
+            ours.mailbox_state(&mb, now()).await.unwrap(),
             MailboxState::Open
         );
         for i in 0..40 {
             let reason = format!("restore {i}");
             cli.lock(&mb, &reason, None).unwrap();
             assert_eq!(
-                ours.mailbox_state(mb.clone(), now()).await.unwrap(),
+                ours.mailbox_state(&mb, now()).await.unwrap(),
                 MailboxState::Locked {
                     reason,
                     until: None
@@ -252,7 +255,7 @@ mod tests {
             );
             assert!(cli.unlock(&mb).unwrap());
             assert_eq!(
-                ours.mailbox_state(mb.clone(), now()).await.unwrap(),
+                ours.mailbox_state(&mb, now()).await.unwrap(),
                 MailboxState::Open,
                 "round {i}"
             );
@@ -263,7 +266,7 @@ mod tests {
         cli.disable(&mb, "left").unwrap();
         drop(cli);
         assert_eq!(
-            ours.mailbox_state("ALICE@example.test".into(), now())
+            ours.mailbox_state(&"ALICE@example.test", now())
                 .await
                 .unwrap(),
             MailboxState::Disabled {
@@ -279,7 +282,7 @@ mod tests {
         ours.lock_mailbox("bob@example.test".into(), "move".into(), Some(150))
             .await
             .unwrap();
-        let at = |t| ours.mailbox_state("bob@example.test".into(), t);
+        let at = |t| ours.mailbox_state(&"bob@example.test", t);
         assert!(matches!(
             at(149).await.unwrap(),
             MailboxState::Locked { .. }

@@ -15,7 +15,7 @@ impl ConnectCheck for Bans {
     }
 
     fn check<'a>(&'a self, s: &'a Services, client: &'a Client) -> PolicyFuture<'a> {
-        Box::pin(async move {
+        PolicyFuture::boxed(async move {
             match s.state.ban_of(client.ip.to_string(), s.clock.now()).await {
                 Ok(Some(ban)) => {
                     tracing::warn!(peer = %client.ip, reason = %ban.reason, until = ban.until, "refused: banned");

@@ -67,7 +67,7 @@ impl RecipientCheck for Greylisting {
         if !self.enabled {
             return ready(Decision::GO_ON);
         }
-        Box::pin(async move {
+        PolicyFuture::boxed(async move {
             let sender = match cx.from {
                 ReversePath::Mailbox(m) => m.to_string().to_lowercase(),
                 ReversePath::Null => String::new(),

@@ -20,9 +20,9 @@ impl RecipientCheck for MailboxStates {
     }
 
     fn check<'a>(&'a self, s: &'a Services, cx: RecipientCx<'a>) -> PolicyFuture<'a> {
-        Box::pin(async move {
+        PolicyFuture::boxed(async move {
             let mb = cx.mailbox;
-            match s.state.mailbox_state(mb.to_string(), s.clock.now()).await {
+            match s.state.mailbox_state(mb, s.clock.now()).await {
                 Ok(MailboxState::Open) => Decision::GO_ON,
                 Ok(MailboxState::Locked { reason, .. }) => {
                     tracing::info!(mailbox = %mb, reason, "mailbox locked");

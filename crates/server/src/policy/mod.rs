@@ -14,13 +14,12 @@
 //! clock, an in-memory state store and a fixed user directory (see the tests
 //! of each module).
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use pillarbox_codes::{Reply, ReplyClass};
 use pillarbox_proto::{ForwardPath, ReversePath};
+use pillarbox_state::ReadyOr;
 use pillarbox_store::{MailboxAddr, MaildirStore};
 
 use crate::aliases::Aliases;
@@ -82,12 +81,14 @@ impl Decision<()> {
     pub const GO_ON: Decision<()> = Decision::Continue(());
 }
 
-/// The future a check returns.
-pub type PolicyFuture<'a, T = ()> = Pin<Box<dyn Future<Output = Decision<T>> + Send + 'a>>;
+/// The future a check returns: a decision at hand costs no allocation
+/// ([`ready`]); one that must wait (a store, DNS) is boxed
+/// ([`PolicyFuture::boxed`]). Checks run at every MAIL and RCPT.
+pub type PolicyFuture<'a, T = ()> = ReadyOr<'a, Decision<T>>;
 
 /// A decision that needs no waiting, as a [`PolicyFuture`].
-pub fn ready<'a, T: Send + 'a>(d: Decision<T>) -> PolicyFuture<'a, T> {
-    Box::pin(std::future::ready(d))
+pub fn ready<'a, T>(d: Decision<T>) -> PolicyFuture<'a, T> {
+    ReadyOr::ready(d)
 }
 
 /// Who the client is, as the connection tells.
