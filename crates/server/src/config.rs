@@ -213,11 +213,27 @@ fn default_recipient_delimiter() -> String {
 }
 
 /// `[aliases]`: the aliases file, in Postfix's virtual table format.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AliasesConfig {
     /// Default `<data_dir>/aliases`; a missing file is no aliases.
     pub file: Option<PathBuf>,
+    /// How deep aliases may point at aliases before a recipient is deferred
+    /// as a loop (Postfix's `virtual_alias_recursion_limit`).
+    pub recursion_limit: usize,
+    /// Most mailboxes one recipient may expand to (Postfix's
+    /// `virtual_alias_expansion_limit`).
+    pub expansion_limit: usize,
+}
+
+impl Default for AliasesConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            recursion_limit: 10,
+            expansion_limit: 1000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -11,7 +11,8 @@
 //! 4. the domain's catch-all alias (`@domain`): the lowest precedence, so a
 //!    user never loses mail to it.
 //!
-//! Alias targets are resolved the same way, to a depth of [`MAX_DEPTH`]; a
+//! Alias targets are resolved the same way, to a depth of `[aliases]
+//! recursion_limit` and at most `expansion_limit` mailboxes; a
 //! target at a domain that is not ours cannot be delivered by this server yet
 //! and defers the recipient.
 
@@ -29,12 +30,6 @@ use crate::aliases::Aliases;
 use crate::config::Config;
 use crate::services::Services;
 
-/// How deep aliases may point at aliases before we call it a loop.
-pub const MAX_DEPTH: usize = 10;
-
-/// Most mailboxes one recipient may expand to.
-pub const MAX_TARGETS: usize = 1000;
-
 /// Resolves recipients to local mailboxes.
 pub struct LocalRecipients {
     /// Local domains, lower case.
@@ -45,6 +40,10 @@ pub struct LocalRecipients {
     /// Empty: no recipient delimiter.
     delimiter: String,
     aliases: Arc<Aliases>,
+    /// `[aliases] recursion_limit`: how deep aliases may point at aliases.
+    recursion_limit: usize,
+    /// `[aliases] expansion_limit`: most mailboxes one recipient expands to.
+    expansion_limit: usize,
 }
 
 /// What one lookup needs, for one RCPT.
@@ -64,6 +63,8 @@ impl LocalRecipients {
             catch_all: cfg.domains.catch_all,
             delimiter: cfg.domains.recipient_delimiter.clone(),
             aliases,
+            recursion_limit: cfg.aliases.recursion_limit,
+            expansion_limit: cfg.aliases.expansion_limit,
         }
     }
 
@@ -131,19 +132,28 @@ impl LocalRecipients {
         depth: usize,
         out: &mut Vec<MailboxAddr>,
     ) -> Result<(), Reply> {
-        if depth > MAX_DEPTH || out.len() >= MAX_TARGETS {
-            tracing::error!(address = %format_args!("{local}@{domain}"), "aliases nest deeper than {MAX_DEPTH} or expand to more than {MAX_TARGETS} mailboxes: a loop?");
+        if depth > self.recursion_limit || out.len() >= self.expansion_limit {
+            tracing::error!(
+                address = %format_args!("{local}@{domain}"),
+                "aliases nest deeper than aliases.recursion_limit ({}) or expand to more than aliases.expansion_limit ({}) mailboxes: a loop?",
+                self.recursion_limit,
+                self.expansion_limit
+            );
             return Err(Row::LocalError.reply());
         }
-        let address = format!("{local}@{domain}");
-        if let Some(targets) = l.aliases.address(&address) {
-            return self.targets(l, targets, local, &address, depth, out);
+        // Without aliases (the common case) no address is spelled for them.
+        let aliased = !l.aliases.is_empty();
+        if aliased {
+            let address = format!("{local}@{domain}");
+            if let Some(targets) = l.aliases.address(&address) {
+                return self.targets(l, targets, local, &address, depth, out);
+            }
         }
         let base = match self.delimiter.as_str() {
             "" => local,
             d => local.split_once(d).map_or(local, |(b, _)| b),
         };
-        if base != local && !base.is_empty() {
+        if aliased && base != local && !base.is_empty() {
             let base_address = format!("{base}@{domain}");
             if let Some(targets) = l.aliases.address(&base_address) {
                 return self.targets(l, targets, base, &base_address, depth, out);
@@ -165,7 +175,7 @@ impl LocalRecipients {
         }
         if !l.users_current {
             tracing::warn!(
-                address,
+                address = %format_args!("{local}@{domain}"),
                 "the users file cannot be read: deferring a recipient it may list"
             );
             return Err(Row::LocalError.reply());
@@ -360,6 +370,25 @@ mod tests {
             false,
         );
         assert_eq!(resolve(&r, "a@example.test"), Err(Row::LocalError.reply()));
+    }
+
+    #[test]
+    fn the_recursion_and_expansion_limits_come_from_the_config() {
+        let chain = "a@example.test b@example.test\nb@example.test alice\n";
+        let mut cfg = Config::embedded();
+        cfg.domains.local = vec!["example.test".into()];
+        cfg.aliases.recursion_limit = 0;
+        let (table, _) = AliasTable::parse(chain);
+        let r = LocalRecipients::new(&cfg, Arc::new(Aliases::fixed(table)));
+        assert_eq!(resolve(&r, "a@example.test"), Err(Row::LocalError.reply()));
+        cfg.aliases.recursion_limit = 10;
+        cfg.aliases.expansion_limit = 1;
+        let (table, _) = AliasTable::parse("team@example.test alice, bob\n");
+        let r = LocalRecipients::new(&cfg, Arc::new(Aliases::fixed(table)));
+        assert_eq!(
+            resolve(&r, "team@example.test"),
+            Err(Row::LocalError.reply())
+        );
     }
 
     #[test]
