@@ -56,29 +56,23 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    fn build(cfg: Config, parts: &Parts) -> Self {
+    fn build(cfg: Config, store: &Arc<MaildirStore>, disk: &Arc<DiskWatch>, parts: &Parts) -> Self {
         Settings {
-            policies: Policies::standard(
-                &cfg,
-                parts.store.clone(),
-                parts.disk.clone(),
-                parts.aliases.clone(),
-            ),
+            policies: Policies::standard(&cfg, store.clone(), disk.clone(), parts.aliases.clone()),
             auth: Authenticator::new(
                 cfg.auth.clone(),
                 cfg.primary_domain(),
                 parts.decoy_key.clone(),
             ),
-            quotas: Quotas::new(&cfg, parts.store.clone()),
+            quotas: Quotas::new(&cfg, store.clone()),
             cfg,
         }
     }
 }
 
-/// What settings are built on and a reload keeps.
+/// What settings are built on, beside the store and the disk watch, and a
+/// reload keeps.
 struct Parts {
-    store: Arc<MaildirStore>,
-    disk: Arc<DiskWatch>,
     aliases: Arc<Aliases>,
     decoy_key: Vec<u8>,
 }
@@ -221,11 +215,7 @@ impl Server {
             },
         )?;
         let (tls, tls_source) = {
-            let configured = cfg
-                .tls
-                .as_ref()
-                .map(|t| (t.cert.as_path(), t.key.as_path()));
-            let (acceptor, source) = tls::acceptor(configured, &cfg.data_dir, &cfg.hostname)?;
+            let (acceptor, source) = tls::acceptor(tls_files(&cfg), &cfg.data_dir, &cfg.hostname)?;
             (Some(SwappableAcceptor::new(acceptor)), Some(source))
         };
         let mut listeners = Vec::new();
@@ -273,14 +263,12 @@ impl Server {
         let store = Arc::new(store);
         let disk = Arc::new(DiskWatch::new(cfg.data_dir.clone(), cfg.storage.reserve));
         let parts = Parts {
-            store: store.clone(),
-            disk: disk.clone(),
             aliases: Arc::new(Aliases::open(cfg.aliases_file())),
             decoy_key,
         };
         Ok(Self {
             shared: Arc::new(Shared {
-                settings: RwLock::new(Arc::new(Settings::build(cfg, &parts))),
+                settings: RwLock::new(Arc::new(Settings::build(cfg, &store, &disk, &parts))),
                 parts,
                 services,
                 disk,
@@ -365,12 +353,6 @@ pub struct Reloaded {
     pub needs_restart: Vec<String>,
 }
 
-/// Top-level keys a reload cannot apply: they were used to bind, open or
-/// set up the process.
-const RESTART_ONLY: [&str; 8] = [
-    "listen", "data_dir", "storage", "users", "aliases", "log", "user", "group",
-];
-
 impl Reloader {
     /// Checks `cfg` (read from `file`) and its files; if it is sound, serves its
     /// TLS pair (or the generated one in the running `data_dir` when `[tls]` is
@@ -384,23 +366,20 @@ impl Reloader {
         }
         let running = self.shared.settings();
         let running = &running.cfg;
-        let mut tls_source = None;
-        if let Some(slot) = &self.shared.tls {
-            let configured = cfg
-                .tls
-                .as_ref()
-                .map(|t| (t.cert.as_path(), t.key.as_path()));
-            let (acceptor, source) = tls::acceptor(configured, &running.data_dir, &cfg.hostname)
-                .map_err(|e| {
-                    vec![ConfigError {
-                        file: file.to_string(),
-                        message: e.to_string(),
-                    }]
-                })?;
-            slot.replace(acceptor);
-            tls_source = Some(source);
-        }
-        // The keys only a restart applies keep their running values.
+        let tls_source = match &self.shared.tls {
+            Some(slot) => Some(
+                slot.reread(tls_files(cfg), &running.data_dir, &cfg.hostname)
+                    .map_err(|e| {
+                        vec![ConfigError {
+                            file: file.to_string(),
+                            message: e.to_string(),
+                        }]
+                    })?,
+            ),
+            None => None,
+        };
+        // The keys only a restart applies keep their running values; what
+        // then still differs is applied, what differs from the file waits.
         let mut next = cfg.clone();
         next.listen = running.listen.clone();
         next.data_dir = running.data_dir.clone();
@@ -410,12 +389,16 @@ impl Reloader {
         next.log = running.log.clone();
         next.user = running.user.clone();
         next.group = running.group.clone();
-        let changed = changed_sections(running, cfg);
-        let (needs_restart, applied): (Vec<String>, Vec<String>) = changed
-            .into_iter()
-            .filter(|k| k != "tls")
-            .partition(|k| RESTART_ONLY.contains(&k.as_str()));
-        let settings = Arc::new(Settings::build(next, &self.shared.parts));
+        let mut applied = changed_sections(running, &next);
+        applied.retain(|k| k != "tls");
+        let needs_restart = changed_sections(&next, cfg);
+        let shared = &self.shared;
+        let settings = Arc::new(Settings::build(
+            next,
+            &shared.store,
+            &shared.disk,
+            &shared.parts,
+        ));
         *self
             .shared
             .settings
@@ -427,6 +410,13 @@ impl Reloader {
             needs_restart,
         })
     }
+}
+
+/// The configured certificate and key files, if `[tls]` names them.
+fn tls_files(cfg: &Config) -> Option<(&std::path::Path, &std::path::Path)> {
+    cfg.tls
+        .as_ref()
+        .map(|t| (t.cert.as_path(), t.key.as_path()))
 }
 
 /// The top-level keys whose effective values differ between `old` and `new`.
@@ -477,13 +467,8 @@ async fn tls_watch_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
         }
         seen = now;
         let cfg = &settings.cfg;
-        match tls::acceptor(
-            Some((tls.cert.as_path(), tls.key.as_path())),
-            &cfg.data_dir,
-            &cfg.hostname,
-        ) {
-            Ok((acceptor, _)) => {
-                slot.replace(acceptor);
+        match slot.reread(tls_files(cfg), &cfg.data_dir, &cfg.hostname) {
+            Ok(_) => {
                 tracing::info!(cert = %tls.cert.display(), "TLS certificate and key changed on disk: re-read, served to new connections");
             }
             Err(e) => {

@@ -152,6 +152,19 @@ impl SwappableAcceptor {
     pub fn replace(&self, acceptor: TlsAcceptor) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
     }
+
+    /// Reads the pair again, as [`acceptor`] does, and serves it to every
+    /// handshake from now on; on an error the pair in service stays.
+    pub fn reread(
+        &self,
+        configured: Option<(&Path, &Path)>,
+        data_dir: &Path,
+        hostname: &str,
+    ) -> Result<TlsSource, TlsError> {
+        let (acceptor, source) = acceptor(configured, data_dir, hostname)?;
+        self.replace(acceptor);
+        Ok(source)
+    }
 }
 
 fn generate(dir: &Path, cert: &Path, key: &Path, hostname: &str) -> Result<(), TlsError> {
