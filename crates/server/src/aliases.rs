@@ -1,15 +1,13 @@
 //! The aliases file (`[aliases] file`), loaded, and re-read when it changes,
-//! at most once a second. A file that cannot be read keeps the last good
+//! looked at at most once a second. A file that cannot be read keeps the last good
 //! table and is logged; a missing file (or no `[aliases] file`) is no aliases.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 
 use pillarbox_store::aliases::AliasTable;
 
-/// How often the file's time is looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+use crate::file_watch::{modified, FileStamp};
 
 /// The aliases in force.
 pub struct Aliases {
@@ -19,8 +17,7 @@ pub struct Aliases {
 
 struct State {
     table: Arc<AliasTable>,
-    mtime: Option<SystemTime>,
-    checked: Instant,
+    stamp: FileStamp,
 }
 
 impl Aliases {
@@ -30,8 +27,7 @@ impl Aliases {
             path: None,
             state: Mutex::new(State {
                 table: Arc::new(AliasTable::default()),
-                mtime: None,
-                checked: Instant::now(),
+                stamp: FileStamp::new(),
             }),
         }
     }
@@ -53,18 +49,12 @@ impl Aliases {
         a
     }
 
-    fn mtime(&self) -> Option<SystemTime> {
-        let path = self.path.as_ref()?;
-        std::fs::metadata(path).and_then(|m| m.modified()).ok()
-    }
-
     fn reload(&self) -> Arc<AliasTable> {
-        let mtime = self.mtime();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.checked = Instant::now();
         let Some(path) = &self.path else {
             return st.table.clone();
         };
+        let mtime = modified(path);
         match AliasTable::load(path) {
             Ok((table, errors)) => {
                 for e in errors {
@@ -72,10 +62,11 @@ impl Aliases {
                 }
                 tracing::info!(file = %path.display(), aliases = table.len(), "aliases file loaded");
                 st.table = Arc::new(table);
-                st.mtime = mtime;
+                st.stamp.read(mtime);
             }
             Err(e) => {
                 tracing::error!(file = %path.display(), "aliases file unreadable, keeping the previous one: {e}");
+                st.stamp.failed();
             }
         }
         st.table.clone()
@@ -85,12 +76,9 @@ impl Aliases {
     pub fn current(&self) -> Arc<AliasTable> {
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if self.path.is_none() || st.checked.elapsed() < CHECK_EVERY {
-                return st.table.clone();
-            }
-            st.checked = Instant::now();
-            if self.mtime() == st.mtime {
-                return st.table.clone();
+            match &self.path {
+                Some(path) if st.stamp.due(path) => {}
+                _ => return st.table.clone(),
             }
         }
         self.reload()

@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 
 use pillarbox_store::password::{Decoys, StoredPassword};
 use pillarbox_store::UserDirectory;
 
-/// How often the file's modification time is looked at, at most.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+use crate::file_watch::{modified, FileStamp};
 
 /// Which challenge-response mechanisms every user with a password can use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,8 +48,7 @@ struct State {
     decoys: Arc<Decoys>,
     /// The last read succeeded (or the file is absent: no users).
     healthy: bool,
-    mtime: Option<SystemTime>,
-    checked: Instant,
+    stamp: FileStamp,
 }
 
 /// The users file, loaded, and reloaded when it changes.
@@ -73,22 +70,15 @@ impl Directory {
                 support: MechanismSupport::default(),
                 decoys: Arc::new(Decoys::new(Vec::new())),
                 healthy: true,
-                mtime: None,
-                checked: Instant::now(),
+                stamp: FileStamp::new(),
             }),
         };
         d.reload();
         d
     }
 
-    fn mtime(&self) -> Option<SystemTime> {
-        std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok()
-    }
-
     fn reload(&self) -> Arc<UserDirectory> {
-        let mtime = self.mtime();
+        let mtime = modified(&self.path);
         let dir = match pillarbox_store::UserDirectory::load(&self.path, &self.default_domain) {
             Ok((dir, errors)) => {
                 for e in errors {
@@ -112,7 +102,7 @@ impl Directory {
                 tracing::error!(file = %self.path.display(), "users file unreadable, keeping the previous one: {e}");
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.healthy = false;
-                st.checked = Instant::now();
+                st.stamp.failed();
                 return st.dir.clone();
             }
         };
@@ -137,8 +127,7 @@ impl Directory {
         st.decoys = decoys;
         st.dir = dir.clone();
         st.healthy = true;
-        st.mtime = mtime;
-        st.checked = Instant::now();
+        st.stamp.read(mtime);
         dir
     }
 
@@ -172,12 +161,7 @@ impl Directory {
     pub fn current(&self) -> Arc<UserDirectory> {
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.checked.elapsed() < CHECK_EVERY {
-                return st.dir.clone();
-            }
-            st.checked = Instant::now();
-            let changed = self.mtime() != st.mtime;
-            if !changed {
+            if !st.stamp.due(&self.path) {
                 return st.dir.clone();
             }
         }
@@ -224,7 +208,7 @@ mod tests {
             if d.decoys().prepared() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("no decoy made 10 s after the users were loaded");
     }

@@ -6,6 +6,7 @@ pub mod aliases;
 pub mod auth;
 pub mod config;
 pub mod directory;
+mod file_watch;
 pub mod pace;
 pub mod policy;
 pub mod privileges;
