@@ -171,11 +171,31 @@ fn c_name(name: &str) -> io::Result<CString> {
 /// The largest buffer the lookups grow to before giving up.
 const MAX_BUFFER: usize = 1 << 20;
 
+/// Runs a reentrant `get*_r` lookup with a buffer that grows while the C
+/// library says it is too small: `call` gets the buffer, makes the call and
+/// returns its code with what it found (`None`: no such entry).
+fn lookup_r<T>(
+    mut call: impl FnMut(&mut [u8]) -> (libc::c_int, Option<T>),
+) -> io::Result<Option<T>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match call(&mut buf) {
+            (0, found) => return Ok(found),
+            (libc::ERANGE, _) if buf.len() < MAX_BUFFER => {
+                let bigger = buf.len() * 2;
+                buf.resize(bigger, 0);
+            }
+            // Some C libraries say "not found" with one of these.
+            (libc::ENOENT | libc::ESRCH, _) => return Ok(None),
+            (e, _) => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
 /// `(uid, primary gid)` of `name`, or `None` when there is no such account.
 fn passwd_entry(name: &str) -> io::Result<Option<(u32, u32)>> {
     let cname = c_name(name)?;
-    let mut buf = vec![0u8; 1024];
-    loop {
+    lookup_r(|buf| {
         // SAFETY: passwd is plain data (integers and pointers); all zeroes is a
         // valid value, and getpwnam_r fills it before we read it.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
@@ -192,22 +212,17 @@ fn passwd_entry(name: &str) -> io::Result<Option<(u32, u32)>> {
                 &mut result,
             )
         };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some((entry.pw_uid, entry.pw_gid))),
-            libc::ERANGE if buf.len() < MAX_BUFFER => buf.resize(buf.len() * 2, 0),
-            // Some C libraries say "not found" with one of these.
-            libc::ENOENT | libc::ESRCH => return Ok(None),
-            e => return Err(io::Error::from_raw_os_error(e)),
-        }
-    }
+        (
+            rc,
+            (!result.is_null()).then_some((entry.pw_uid, entry.pw_gid)),
+        )
+    })
 }
 
 /// The gid of group `name`, or `None` when there is no such group.
 fn group_entry(name: &str) -> io::Result<Option<u32>> {
     let cname = c_name(name)?;
-    let mut buf = vec![0u8; 1024];
-    loop {
+    lookup_r(|buf| {
         // SAFETY: group is plain data; all zeroes is valid and getgrnam_r fills it.
         let mut entry: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
@@ -222,14 +237,8 @@ fn group_entry(name: &str) -> io::Result<Option<u32>> {
                 &mut result,
             )
         };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some(entry.gr_gid)),
-            libc::ERANGE if buf.len() < MAX_BUFFER => buf.resize(buf.len() * 2, 0),
-            libc::ENOENT | libc::ESRCH => return Ok(None),
-            e => return Err(io::Error::from_raw_os_error(e)),
-        }
-    }
+        (rc, (!result.is_null()).then_some(entry.gr_gid))
+    })
 }
 
 /// The groups `user` belongs to, `primary` among them (what `initgroups`
@@ -518,8 +527,7 @@ pub fn set_umask(modes: pillarbox_store::Modes) {
 
 /// The name of the account with `uid`, for messages; `None` when it has none.
 pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 1024];
-    loop {
+    lookup_r(|buf| {
         // SAFETY: passwd is plain data; all zeroes is valid, getpwuid_r fills it.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -533,18 +541,16 @@ pub fn user_name(uid: u32) -> Option<String> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < MAX_BUFFER {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || entry.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string in `buf`,
-        // alive until the end of this function.
-        let name = unsafe { CStr::from_ptr(entry.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+        let name = (!result.is_null() && !entry.pw_name.is_null()).then(|| {
+            // SAFETY: on success pw_name points to a NUL-terminated string in
+            // `buf`, alive for this call of the closure.
+            let name = unsafe { CStr::from_ptr(entry.pw_name) };
+            name.to_string_lossy().into_owned()
+        });
+        (rc, name)
+    })
+    .ok()
+    .flatten()
 }
 
 #[cfg(test)]
