@@ -13,9 +13,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use pillarbox_server::config::Config;
+use pillarbox_server::services::{Clock, SystemClock};
 use pillarbox_state::{SqliteState, StateStore};
 
 mod bans;
@@ -38,14 +38,11 @@ pub use users::{PasswordSet, PasswordStatus, UserAdded, UserDeleted, UserList, U
 /// Re-exported for callers that name password schemes.
 pub use pillarbox_store::password::Scheme;
 
-/// The clock an [`Admin`] reads: unix seconds.
-type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
 /// The administration operations on one server's configuration and state.
 pub struct Admin {
     cfg: Config,
     state: StateSource,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 /// Where the state store comes from.
@@ -67,7 +64,7 @@ impl Admin {
         Self {
             cfg,
             state: StateSource::Given(state),
-            clock: Arc::new(unix_now),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -83,13 +80,14 @@ impl Admin {
                 path,
                 opened: Mutex::new(None),
             },
-            clock: Arc::new(unix_now),
+            clock: Arc::new(SystemClock),
         }
     }
 
-    /// The same operations with time read from `clock` (unix seconds), for tests.
-    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+    /// The same operations with time read from `clock` (the server's
+    /// [`Clock`]; a `FixedClock` in tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -110,7 +108,7 @@ impl Admin {
     }
 
     fn now(&self) -> u64 {
-        (self.clock)()
+        self.clock.now()
     }
 
     /// The state store, opened now if it has not been.
@@ -128,14 +126,6 @@ impl Admin {
             }
         }
     }
-}
-
-/// The system clock in unix seconds (0 before 1970).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Serializes a value by its `Display` text (password schemes).
@@ -171,7 +161,8 @@ pub(crate) mod test_env {
         /// An [`Admin`] with an in-memory state store at a fixed time.
         pub fn admin_at(&self, now: u64) -> (Admin, Arc<pillarbox_state::MemoryState>) {
             let state = Arc::new(pillarbox_state::MemoryState::new());
-            let admin = Admin::new(self.cfg.clone(), state.clone()).with_clock(move || now);
+            let admin = Admin::new(self.cfg.clone(), state.clone())
+                .with_clock(Arc::new(pillarbox_server::services::FixedClock::at(now)));
             (admin, state)
         }
     }

@@ -187,7 +187,9 @@ mod tests {
 
         fn run(&self, cmd: MailboxCommand, now: u64) -> anyhow::Result<String> {
             let mut out = Vec::new();
-            let admin = Admin::open(self.cfg.clone()).with_clock(move || now);
+            let admin = Admin::open(self.cfg.clone()).with_clock(std::sync::Arc::new(
+                pillarbox_server::services::FixedClock::at(now),
+            ));
             run_to(cmd, &admin, &mut out)?;
             Ok(String::from_utf8(out).expect("utf-8"))
         }

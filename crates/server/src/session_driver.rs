@@ -849,7 +849,7 @@ fn auth_policy(shared: &Shared, rt: &Settings, listener: &Listen) -> AuthPolicy 
                 Mechanism::Plain | Mechanism::Login => true,
             })
             .collect();
-        policy.nonce = session_nonce();
+        policy.nonce = session_nonce(shared.services.clock.now());
         policy.decoy_key = rt.auth.decoy_key().to_vec();
         policy.decoy_scram_iterations = support.scram_iterations;
     }
@@ -857,8 +857,9 @@ fn auth_policy(shared: &Shared, rt: &Settings, listener: &Listen) -> AuthPolicy 
 }
 
 /// Random text for this session's AUTH nonces (RFC 5802 5.1: unpredictable),
-/// with the time for CRAM-MD5's msg-id form; the session appends a counter.
-fn session_nonce() -> String {
+/// with the time `now` (unix seconds) for CRAM-MD5's msg-id form; the session
+/// appends a counter.
+fn session_nonce(now: u64) -> String {
     let mut bytes = [0u8; 18];
     if getrandom::getrandom(&mut bytes).is_err() {
         // No randomness: a nonce from the clock and address of this value is
@@ -870,10 +871,6 @@ fn session_nonce() -> String {
         bytes[..16].copy_from_slice(&t.to_le_bytes());
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let now = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     format!("{hex}.{now}.")
 }
 
