@@ -13,26 +13,6 @@ use common::{binary, run_client, run_python, transcript, Config, Server, TestDir
 const LISTENERS: &str = "[[listen]]\naddress = \"127.0.0.1:0\"\nprotocol = \"submission\"\n\
 [[listen]]\naddress = \"127.0.0.1:0\"\nprotocol = \"submissions\"\n";
 
-/// Adds a user with `pillarbox users add`, the password on stdin.
-fn add_user(dir: &TestDir, user: &str, scheme: &str, password: &str) {
-    let mut cmd = Command::new(binary());
-    cmd.arg("users")
-        .arg("--config")
-        .arg(&dir.config_path)
-        .args(["add", user, "--scheme", scheme, "--password-stdin"]);
-    let out = run_client(
-        cmd,
-        Some(format!("{password}\n").into_bytes()),
-        CLIENT_TIMEOUT,
-        "-",
-    );
-    assert!(
-        out.status.success(),
-        "users add {user}: {}",
-        transcript(&out)
-    );
-}
-
 const ALICE: (&str, &str, &str) = ("alice@example.test", "argon2id", "alice-secret");
 const CAROL: (&str, &str, &str) = ("carol@example.test", "scram-sha-256", "carol-secret");
 const DAVE: (&str, &str, &str) = ("dave@example.test", "cram-md5", "dave-secret");
@@ -54,7 +34,7 @@ fn server_with(extra: &str, users: &[(&str, &str, &str)]) -> (TestDir, Server, u
     dir.append_config(LISTENERS);
     dir.append_config(extra);
     for (user, scheme, password) in users {
-        add_user(&dir, user, scheme, password);
+        dir.users_add(user, Some(scheme), password);
     }
     // An alias for alice, as a Dovecot extra field on her line.
     let users = dir.path().join("users");
@@ -478,7 +458,7 @@ fn a_user_added_while_running_can_log_in_without_a_restart() {
         transcript(&run_python(script, &[&subs.to_string(), who, pw]))
     };
     assert!(login("erin@example.test", "erin-secret").contains("code 535"));
-    add_user(&dir, "erin@example.test", "sha512-crypt", "erin-secret");
+    dir.users_add("erin@example.test", Some("sha512-crypt"), "erin-secret");
     // The file is looked at again at most once a second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let t = login("erin@example.test", "erin-secret");

@@ -13,12 +13,7 @@ use common::{binary, transcript};
 /// A directory with a config whose users file is `<dir>/users` (absent at first).
 fn config_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "data_dir = \"{data}\"\n\n[domains]\nlocal = [\"example.test\"]\n\n[users]\nfile = \"{users}\"\n",
-        data = dir.path().join("data").display(),
-        users = dir.path().join("users").display(),
-    );
-    fs::write(dir.path().join("pillarbox.toml"), config).expect("write config");
+    common::write_users_config(dir.path());
     dir
 }
 

@@ -102,7 +102,7 @@ fn dovecot_logs_in_a_user_added_by_pillarbox_and_fetches_the_delivered_message()
     });
     let from = "imap-sender@client.test";
     let rcpt = "alice@example.test";
-    dir.users_add(rcpt, PASSWORD);
+    dir.users_add(rcpt, None, PASSWORD);
     let msg = sample_message("dovecot", rcpt);
     {
         let server = dir.start();

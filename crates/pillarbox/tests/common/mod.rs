@@ -962,13 +962,17 @@ impl TestDir {
         self.path().join("users")
     }
 
-    /// `pillarbox users add ADDRESS --password-stdin`, checked.
-    pub fn users_add(&self, address: &str, password: &str) {
+    /// `pillarbox users add ADDRESS [--scheme SCHEME] --password-stdin`, checked.
+    pub fn users_add(&self, address: &str, scheme: Option<&str>, password: &str) {
         let mut cmd = Command::new(binary());
         cmd.arg("users")
             .arg("--config")
             .arg(&self.config_path)
-            .args(["add", address, "--password-stdin"]);
+            .args(["add", address]);
+        if let Some(scheme) = scheme {
+            cmd.args(["--scheme", scheme]);
+        }
+        cmd.arg("--password-stdin");
         let out = run_client(
             cmd,
             Some(format!("{password}\n").into_bytes()),
@@ -1149,4 +1153,15 @@ impl Drop for Dovecot {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes `<dir>/pillarbox.toml` for the management commands: data in
+/// `<dir>/data`, domain `example.test`, users file `<dir>/users` (absent at first).
+pub fn write_users_config(dir: &Path) {
+    let config = format!(
+        "data_dir = \"{data}\"\n\n[domains]\nlocal = [\"example.test\"]\n\n[users]\nfile = \"{users}\"\n",
+        data = dir.join("data").display(),
+        users = dir.join("users").display(),
+    );
+    fs::write(dir.join("pillarbox.toml"), config).expect("write config");
 }
