@@ -497,8 +497,7 @@ impl Driver {
     /// After an AUTH exchange: log it, and on failure count it, wait, or ban.
     async fn auth_attempt(&mut self, authcid: Option<String>, ok: bool) -> Option<&'static str> {
         let user = authcid.as_deref().unwrap_or("-");
-        let sh = self.shared.clone();
-        let rt = self.rt.clone();
+        let (sh, rt) = (&*self.shared, &*self.rt);
         if ok {
             tracing::info!(user, "authenticated");
             rt.auth.succeeded(&sh.services, self.client.ip, user).await;
@@ -540,8 +539,7 @@ impl Driver {
     /// Answers the session's question; each kind of question has its own
     /// kind of answer.
     async fn answer(&mut self, q: Question) {
-        let sh = self.shared.clone();
-        let rt = self.rt.clone();
+        let (sh, rt) = (&*self.shared, &*self.rt);
         match q {
             Question::Sender(q) => {
                 tracing::debug!(from = %q.from, size = q.params.size, "sender");
@@ -696,8 +694,7 @@ impl Driver {
         let n = boxes.len();
         // All or nothing: a mailbox that can no longer take the message defers it for every recipient.
         let stored = msg.stored_size();
-        let sh = self.shared.clone();
-        let rt = self.rt.clone();
+        let (sh, rt) = (&*self.shared, &*self.rt);
         // A lock set, or a quota filled, while the message was coming in still counts.
         let cx = DataCx {
             session: self.info(),
