@@ -1,0 +1,3 @@
+//! The durable mail queue.
+
+pub mod dsn;
