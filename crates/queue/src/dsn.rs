@@ -729,3 +729,6 @@ fn boundary(report: &Report<'_>, bodies: &[&[u8]]) -> String {
         n += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
