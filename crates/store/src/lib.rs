@@ -22,7 +22,9 @@ pub mod users;
 
 pub use disk::{space, DiskSpace};
 pub use error::StoreError;
-pub use maildir::{Delivered, IncomingMessage, MailboxAddr, MaildirStore, Modes};
+pub use maildir::{
+    persist_batch, Delivered, IncomingMessage, Kept, MailboxAddr, MaildirStore, Modes, Placed,
+};
 pub use users::{UserDirectory, UserEntry, UserFileError};
 
 /// `flock(2)` on `file`, exclusive, retried when a signal interrupts it; with

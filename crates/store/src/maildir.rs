@@ -157,6 +157,10 @@ pub struct MaildirStore {
     _lock: Arc<DataDirLock>,
 }
 
+/// Where message bodies are written as they arrive and kept while queued,
+/// relative to the data directory.
+pub const SPOOL_DIR: &str = "queue/messages";
+
 /// The name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "pillarbox.lock";
 
@@ -255,11 +259,16 @@ impl MaildirStore {
     /// remnant of a crash before the `250`, and its client still has the message.
     pub fn open(data_dir: &Path, hostname: &str, modes: Modes) -> Result<Self, StoreError> {
         let mail_dir = data_dir.join("mail");
-        let spool_dir = data_dir.join("spool");
+        let spool_dir = data_dir.join(SPOOL_DIR);
         ensure_dir(&mail_dir, modes.dir)?;
         ensure_dir(&spool_dir, modes.dir)?;
         let lock = DataDirLock::take(data_dir)?;
-        clear_spool(&spool_dir)?;
+        // The spool of the releases before the queue: what is left there is a
+        // crash's remnant whose client never got its 250.
+        let legacy = data_dir.join("spool");
+        if legacy.is_dir() {
+            clear_spool(&legacy, |_| false)?;
+        }
         Ok(MaildirStore {
             data_dir: data_dir.to_path_buf(),
             mail_dir: mail_dir.into(),
@@ -270,6 +279,100 @@ impl MaildirStore {
             dir_syncs: Default::default(),
             modes,
         })
+    }
+
+    /// The directory message bodies are spooled and queued in
+    /// (`<data_dir>/queue/messages`).
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    /// Removes every spool file for which `keep` (given the file name) says
+    /// no: at start, the queue keeps the bodies it holds and the rest are
+    /// remnants of messages that never got their 250. Returns how many went.
+    pub fn clear_spool_except(&self, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
+        clear_spool(&self.spool_dir, keep)
+    }
+
+    /// The Maildir name of a queued message's copy for one recipient,
+    /// `<secs>.<unique>.<host>,S=<stored>,W=<wire>`. The same message and
+    /// recipient always get the same name (`unique` is made of the queue id
+    /// and the recipient), so a delivery replayed after a crash finds the copy
+    /// it already made instead of making a second one.
+    pub fn queued_name(&self, secs: u64, unique: &str, stored: u64, wire: u64) -> String {
+        format!("{secs}.{unique}.{},S={stored},W={wire}", self.name_host)
+    }
+
+    /// Places the queued body `body` into `rcpt`'s `new/` as `name` (a hard
+    /// link; a copy when the Maildir is on another filesystem), creating the
+    /// Maildir when missing. Does not sync `new/`: see [`Self::sync_new_dirs`].
+    ///
+    /// When a message of that name is already in `new/`, or in `cur/` (read
+    /// by a client since, with its `:2,` flags), this is a replay of a
+    /// delivery that happened: nothing is placed and
+    /// [`Placed::already`] says so. `cur/` is looked at only when
+    /// `look_in_cur` (a replay after a restart): a delivery in the normal
+    /// course cannot have a copy there.
+    pub fn place_named(
+        &self,
+        body: &Path,
+        rcpt: &MailboxAddr,
+        name: &str,
+        look_in_cur: bool,
+    ) -> Result<Placed, StoreError> {
+        rcpt.validate()?;
+        let maildir = self.maildir_path(rcpt);
+        if look_in_cur && in_cur(&maildir, name) {
+            return Ok(Placed {
+                path: maildir.join("cur").join(name),
+                already: true,
+            });
+        }
+        let dest = maildir.join("new").join(name);
+        let link = |dest: &Path| match fs::hard_link(body, dest) {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+            Err(e) => Err(e),
+        };
+        let placed = match link(&dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                ["cur", "new", "tmp"]
+                    .iter()
+                    .try_for_each(|sub| ensure_dir(&maildir.join(sub), self.modes.dir))?;
+                link(&dest)
+            }
+            other => other,
+        };
+        match placed {
+            Ok(already) => Ok(Placed {
+                path: dest,
+                already,
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                if dest.exists() {
+                    return Ok(Placed {
+                        path: dest,
+                        already: true,
+                    });
+                }
+                let file =
+                    File::open(body).map_err(|e| StoreError::io("open queued message", body, e))?;
+                let path = copy_into(&file, &maildir, name, self.modes.file)?;
+                Ok(Placed {
+                    path,
+                    already: false,
+                })
+            }
+            Err(e) => Err(StoreError::io("link message into", &dest, e)),
+        }
+    }
+
+    /// Makes the entries placed at `paths` durable: one fsync of each
+    /// distinct directory, shared with the other deliveries into it that end
+    /// now (see [`crate::dir_sync`]).
+    pub fn sync_new_dirs(&self, paths: &[&Path]) -> Result<(), StoreError> {
+        let dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+        sync_dirs(&dir_tickets(&dirs, &self.dir_syncs))
     }
 
     /// The quota usage of Maildirs, cached while their `maildirsize` is unchanged.
@@ -341,6 +444,98 @@ impl MaildirStore {
             lf: LfConverter::default(),
         })
     }
+}
+
+/// Where [`MaildirStore::place_named`] put a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The message file in the recipient's Maildir.
+    pub path: PathBuf,
+    /// It was there before (a replayed delivery): nothing was placed now.
+    pub already: bool,
+}
+
+/// Is a message named `name` (with any `:2,` flags) in `<maildir>/cur`?
+fn in_cur(maildir: &Path, name: &str) -> bool {
+    let Ok(entries) = fs::read_dir(maildir.join("cur")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let n = e.file_name();
+        let n = n.as_encoded_bytes();
+        n.starts_with(name.as_bytes()) && matches!(n.get(name.len()), None | Some(b':'))
+    })
+}
+
+/// A message body made durable in the spool by [`persist_batch`]: it stays
+/// there (the queue holds it) until the queue removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The body file.
+    pub path: PathBuf,
+    /// Bytes on disk (LF line ends): the `S=` of Maildir names.
+    pub stored_size: u64,
+    /// Size with CRLF line ends: the `W=`.
+    pub wire_size: u64,
+}
+
+/// Makes several messages' bodies durable together and keeps them in the
+/// spool: each file written out and fsync'd (data, size; concurrently), then
+/// the spool directory fsync'd once for the whole batch, so every name is
+/// findable after a power cut. Results come back in the batch's order; a
+/// message that failed has its file removed.
+pub fn persist_batch(batch: Vec<IncomingMessage>) -> Vec<Result<Kept, StoreError>> {
+    let mut results: Vec<Option<Result<Kept, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let mut msgs: Vec<(usize, IncomingMessage)> = Vec::with_capacity(batch.len());
+    let mut files: Vec<File> = Vec::with_capacity(batch.len());
+    for (i, mut msg) in batch.into_iter().enumerate() {
+        match msg.written_file() {
+            Ok(f) => {
+                files.push(f);
+                msgs.push((i, msg));
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let written: Vec<(&File, &Path)> = files
+        .iter()
+        .zip(msgs.iter().map(|(_, m)| m.spool.as_path()))
+        .collect();
+    let mut synced = sync_spool_files(&written);
+    if synced.is_ok() {
+        if let Some((_, m)) = msgs.first() {
+            let dirs: Vec<&Path> = m.spool.parent().into_iter().collect();
+            synced = sync_dirs(&dir_tickets(&dirs, &m.dir_syncs));
+        }
+    }
+    drop(files);
+    for (i, mut msg) in msgs {
+        results[i] = Some(match &synced {
+            Ok(()) => {
+                // Kept: the drop no longer removes it.
+                msg.spool_exists = false;
+                Ok(Kept {
+                    path: msg.spool.clone(),
+                    stored_size: msg.lf.stored,
+                    wire_size: msg.lf.wire,
+                })
+            }
+            Err(e) => Err(e.clone_for_batch()),
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StoreError::io(
+                    "persist batch",
+                    Path::new("?"),
+                    io::Error::other("lost"),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The result of a successful [`IncomingMessage::commit`].
@@ -1021,29 +1216,29 @@ fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes every file in the spool. Subdirectories are left alone: we never create
 /// them, so they are someone else's.
-fn clear_spool(spool_dir: &Path) -> Result<(), StoreError> {
+fn clear_spool(spool_dir: &Path, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
     let entries =
         fs::read_dir(spool_dir).map_err(|e| StoreError::io("read spool", spool_dir, e))?;
-    let mut removed = false;
+    let mut removed = 0;
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io("read spool", spool_dir, e))?;
         let path = entry.path();
         let file_type = entry
             .file_type()
             .map_err(|e| StoreError::io("stat spool file", &path, e))?;
-        if file_type.is_dir() {
+        if file_type.is_dir() || entry.file_name().to_str().is_some_and(&keep) {
             continue;
         }
         match fs::remove_file(&path) {
-            Ok(()) => removed = true,
+            Ok(()) => removed += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io("remove spool file", &path, e)),
         }
     }
-    if removed {
+    if removed > 0 {
         fsync_dir(spool_dir)?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 #[cfg(test)]
