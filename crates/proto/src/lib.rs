@@ -16,6 +16,7 @@ pub mod input;
 pub mod sasl;
 pub mod session;
 pub mod spare;
+pub mod xtext;
 
 pub use address::{Domain, ForwardPath, Mailbox, ReversePath};
 pub use command::{Body, MailCommand, MailParams, RcptCommand, RcptParams};

@@ -3,6 +3,7 @@
 use pillarbox_proto::address::{parse_forward_path, parse_mailbox};
 use pillarbox_proto::command;
 use pillarbox_proto::dot_decoder::DotDecoder;
+use pillarbox_proto::xtext;
 use pillarbox_proto::{Event, Input, PasswordAnswer, Question, Session, SessionConfig};
 use proptest::prelude::*;
 
@@ -112,6 +113,19 @@ proptest! {
         let s = format!("{local}@{domain}");
         let m = parse_mailbox(&s, false).unwrap();
         prop_assert_eq!(m.to_string(), s);
+    }
+
+    /// RFC 3461 4: what `encode` writes is xtext, and decodes to the octets encoded.
+    #[test]
+    fn xtext_round_trips_any_octets(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let encoded = xtext::encode(&bytes);
+        prop_assert!(encoded.bytes().all(|b| (33..=126).contains(&b) && b != b'='));
+        prop_assert_eq!(xtext::decode(&encoded), Ok(bytes));
+    }
+
+    #[test]
+    fn xtext_decode_never_panics(s in "[+=A-Fa-f0-9!~ \u{e9}]{0,40}") {
+        let _ = xtext::decode(&s);
     }
 
     #[test]
