@@ -19,7 +19,7 @@ pub mod spare;
 pub mod xtext;
 
 pub use address::{Domain, ForwardPath, Mailbox, ReversePath};
-pub use command::{Body, MailCommand, MailParams, RcptCommand, RcptParams};
+pub use command::{Body, MailCommand, MailParams, Notify, Orcpt, RcptCommand, RcptParams, Ret};
 pub use extension::Extension;
 pub use input::Input;
 pub use session::{

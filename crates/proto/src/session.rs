@@ -828,7 +828,9 @@ impl<R> Session<R> {
             | Extension::EightBitMime
             | Extension::SmtpUtf8
             | Extension::EnhancedStatusCodes
-            | Extension::Chunking => true,
+            | Extension::Chunking
+            // RFC 3461 4: the server's queue sends the notifications asked for.
+            | Extension::Dsn => true,
         }
     }
 
@@ -1033,9 +1035,11 @@ impl<R> Session<R> {
                     "EHLO" => "EHLO <domain>: greet the server and list its extensions",
                     "HELO" => "HELO <domain>: greet the server without extensions",
                     "MAIL" => {
-                        "MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]: start a message"
+                        "MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=id]: start a message"
                     }
-                    "RCPT" => "RCPT TO:<address>: add a recipient",
+                    "RCPT" => {
+                        "RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=rfc822;address]: add a recipient"
+                    }
                     "DATA" => "DATA: send the message, ended by a line with a single dot",
                     "BDAT" => "BDAT <size> [LAST]: send the message in chunks of exact size",
                     "RSET" => "RSET: abandon the current message",
