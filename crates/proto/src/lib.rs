@@ -12,6 +12,7 @@ pub mod address;
 pub mod command;
 pub mod dot_decoder;
 pub mod extension;
+pub mod hops;
 pub mod input;
 pub mod sasl;
 pub mod session;

@@ -3,6 +3,7 @@
 use pillarbox_proto::address::{parse_forward_path, parse_mailbox};
 use pillarbox_proto::command;
 use pillarbox_proto::dot_decoder::DotDecoder;
+use pillarbox_proto::hops::ReceivedCounter;
 use pillarbox_proto::xtext;
 use pillarbox_proto::{Event, Input, PasswordAnswer, Question, Session, SessionConfig};
 use proptest::prelude::*;
@@ -176,6 +177,32 @@ proptest! {
     fn decoder_result_does_not_depend_on_read_sizes(body in proptest::collection::vec(any::<u8>(), 0..200),
                                                      cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         prop_assert_eq!(decode_in_pieces(&body, &[]), decode_in_pieces(&body, &cuts));
+    }
+
+    /// RFC 5321 6.3's count is the same however the message is cut into reads.
+    #[test]
+    fn received_count_does_not_depend_on_read_sizes(
+            lines in proptest::collection::vec(
+                "(Received: x|received:|RECEIVED: y| Received: folded|Subject: s|Rec|)\r\n", 0..12),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let message = lines.concat().into_bytes();
+        let mut whole = ReceivedCounter::new();
+        whole.feed(&message);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (message.len() + 1)).collect();
+        points.push(message.len());
+        points.sort_unstable();
+        let (mut pieces, mut pos) = (ReceivedCounter::new(), 0);
+        for end in points {
+            pieces.feed(&message[pos..end]);
+            pos = end;
+        }
+        prop_assert_eq!(pieces.count(), whole.count());
+        // The model: fields are the lines before the first empty one that start so.
+        let model = lines.iter()
+            .take_while(|l| l.as_str() != "\r\n")
+            .filter(|l| l.to_ascii_lowercase().starts_with("received:"))
+            .count();
+        prop_assert_eq!(whole.count() as usize, model);
     }
 
     /// Whatever a client sends, in whatever pieces, the session does not panic,
