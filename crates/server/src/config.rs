@@ -260,6 +260,9 @@ pub struct Limits {
     pub sessions_per_client: usize,
     /// Protocol errors in one session before `421 4.7.0 too many errors`.
     pub errors: u32,
+    /// RFC 5321 6.3: `Received:` fields a message may arrive with; more is
+    /// taken for a routing loop, `554 5.4.6` at the end of data.
+    pub hops: u32,
     /// Longest command line, CRLF included.
     pub command_line: usize,
     /// RFC 5321 4.5.3.2.7: server timeout waiting for a command. It bounds the
@@ -294,6 +297,8 @@ impl Default for Limits {
             sessions: 10_000,
             sessions_per_client: 50,
             errors: 20,
+            // RFC 5321 6.3 asks for a limit of at least 100.
+            hops: 100,
             command_line: 1024,
             command_timeout: Seconds(Duration::from_secs(300)),
             data_timeout: Seconds(Duration::from_secs(180)),
@@ -733,6 +738,9 @@ impl Config {
                 "key `limits.recipients`: must be at least 1 (RFC 5321 asks for 100)".into(),
             );
         }
+        if l.hops == 0 {
+            return Err("key `limits.hops`: must be at least 1 (RFC 5321 6.3 asks for 100)".into());
+        }
         if l.command_line < 512 {
             return Err(
                 "key `limits.command_line`: must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
@@ -1132,6 +1140,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.command_line"), "{e}");
+        let e = Config::parse("[limits]\nhops = 0\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.hops"), "{e}");
     }
 
     #[test]

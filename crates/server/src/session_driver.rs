@@ -214,6 +214,7 @@ impl Driver {
             max_message_size: cfg.limits.message_size.0,
             max_recipients: cfg.limits.recipients,
             max_errors: cfg.limits.errors,
+            max_hops: cfg.limits.hops,
             max_line: cfg.limits.command_line,
             starttls: shared.tls.is_some(),
             tls: false,
