@@ -123,7 +123,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
         return;
     };
     // What the last process left: everything is tried once now.
-    let first: Vec<QueueId> = shared.delivery.queue.all().into_iter().map(|m| m.id).collect();
+    let first: Vec<QueueId> = shared
+        .delivery
+        .queue
+        .all()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
     for chunk in first.chunks(BATCH) {
         attempt(&shared, chunk.to_vec(), true).await;
     }
@@ -197,19 +203,20 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
                 }
             }
             let holds_room = reserved
-                || match rt.quotas.reserve(&shared.services.users.current(), &mb, m.size) {
+                || match rt
+                    .quotas
+                    .reserve(&shared.services.users.current(), &mb, m.size)
+                {
                     Ok(held) => held,
                     Err(reply) => {
                         outcome(&rt, m, ri, now, Err(reply));
                         continue;
                     }
                 };
-            let name = shared.store.queued_name(
-                m.arrival,
-                &format!("{}R{ri}", m.id),
-                m.size,
-                m.wire_size,
-            );
+            let name =
+                shared
+                    .store
+                    .queued_name(m.arrival, &format!("{}R{ri}", m.id), m.size, m.wire_size);
             plan.push(Placement {
                 message: mi,
                 rcpt: ri,
@@ -256,7 +263,13 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
             Some(Err(e)) => {
                 shared.disk.invalidate();
                 tracing::warn!(queue_id = %m.id, to = %p.mailbox, error = %e, "delivery failed");
-                outcome(&rt, m, p.rcpt, now, Err(crate::session_driver::store_reply(&e)));
+                outcome(
+                    &rt,
+                    m,
+                    p.rcpt,
+                    now,
+                    Err(crate::session_driver::store_reply(&e)),
+                );
             }
             None => outcome(&rt, m, p.rcpt, now, Err(Row::LocalError.reply())),
         }
@@ -357,7 +370,13 @@ fn sender_path(sender: &str) -> ReversePath {
 /// Records the outcome of one attempt for recipient `ri` of `m`: delivered,
 /// deferred (next attempt by the schedule) or failed (a permanent refusal,
 /// or the lifetime is over).
-pub(crate) fn outcome(rt: &Settings, m: &mut Message, ri: usize, now: u64, result: Result<(), Reply>) {
+pub(crate) fn outcome(
+    rt: &Settings,
+    m: &mut Message,
+    ri: usize,
+    now: u64,
+    result: Result<(), Reply>,
+) {
     let sch = schedule(&rt.cfg);
     let arrival = m.arrival;
     let jitter = jitter(&m.id, m.rcpts[ri].attempts);
@@ -405,7 +424,17 @@ async fn notify(shared: &Arc<Shared>, rt: &Settings, mut m: Message, now: u64) -
                 .collect();
             if !wanted.is_empty() && !m.is_bounce() {
                 let until = sch.expires(m.arrival);
-                if send_dsn(shared, rt, &m, &wanted, dsn::Action::Delayed, Some(until), now).await {
+                if send_dsn(
+                    shared,
+                    rt,
+                    &m,
+                    &wanted,
+                    dsn::Action::Delayed,
+                    Some(until),
+                    now,
+                )
+                .await
+                {
                     durable = true;
                 } else {
                     return (m, false);
@@ -477,24 +506,62 @@ async fn send_dsn(
         _ => 'S',
     };
     let id = format!("{}{kind}", m.id);
-    let Some(target) = sender_target(rt, shared.aliases(), &shared.services.users.current(), shared.services.users.healthy(), &m.sender) else {
+    let Some(target) = sender_target(
+        rt,
+        shared.aliases(),
+        &shared.services.users.current(),
+        shared.services.users.healthy(),
+        &m.sender,
+    ) else {
         tracing::warn!(queue_id = %m.id, sender = %m.sender, "the sender cannot receive a DSN; none is sent");
         return true;
     };
-    let bytes = build_dsn(shared, rt, m, which, action, retry_until, now, &id, &m.sender);
+    let bytes = build_dsn(
+        shared,
+        rt,
+        m,
+        which,
+        action,
+        retry_until,
+        now,
+        &id,
+        &m.sender,
+    );
     enqueue_report(shared, &id, &m.sender, target, bytes, now).await
 }
 
 /// A failed message of the null sender: a report to the postmaster of the
 /// first local domain, when that mailbox exists.
-async fn report_to_postmaster(shared: &Arc<Shared>, rt: &Settings, m: &Message, which: &[usize], now: u64) {
+async fn report_to_postmaster(
+    shared: &Arc<Shared>,
+    rt: &Settings,
+    m: &Message,
+    which: &[usize],
+    now: u64,
+) {
     let postmaster = format!("postmaster@{}", rt.cfg.primary_domain());
     let users = shared.services.users.current();
-    let Some(target) = sender_target(rt, shared.aliases(), &users, shared.services.users.healthy(), &postmaster) else {
+    let Some(target) = sender_target(
+        rt,
+        shared.aliases(),
+        &users,
+        shared.services.users.healthy(),
+        &postmaster,
+    ) else {
         return;
     };
     let id = format!("{}P", m.id);
-    let bytes = build_dsn(shared, rt, m, which, dsn::Action::Failed, None, now, &id, &postmaster);
+    let bytes = build_dsn(
+        shared,
+        rt,
+        m,
+        which,
+        dsn::Action::Failed,
+        None,
+        now,
+        &id,
+        &postmaster,
+    );
     enqueue_report(shared, &id, &postmaster, target, bytes, now).await;
 }
 
@@ -512,7 +579,13 @@ fn sender_target(
     }
     let path = parse_forward_path(address, true).ok()?;
     let resolver = LocalRecipients::new(&rt.cfg, aliases);
-    match resolver.mailboxes_of(users, users_current, &path, IpAddr::V4(Ipv4Addr::LOCALHOST), true) {
+    match resolver.mailboxes_of(
+        users,
+        users_current,
+        &path,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        true,
+    ) {
         Ok(boxes) => boxes.into_iter().next().map(|mb| Target::Local {
             domain: mb.domain,
             user: mb.user,

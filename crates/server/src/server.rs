@@ -244,12 +244,14 @@ impl Server {
             telemetry: Arc::new(LogTelemetry),
         };
         let queue_dir = cfg.data_dir.join("queue");
-        let queue = pillarbox_queue::Queue::open(
-            &queue_dir,
-            store.spool_dir(),
-            cfg.storage.modes().file,
-        )
-        .map_err(|e| StartError::Init(format!("cannot open the queue in {}: {e}", queue_dir.display())))?;
+        let queue =
+            pillarbox_queue::Queue::open(&queue_dir, store.spool_dir(), cfg.storage.modes().file)
+                .map_err(|e| {
+                StartError::Init(format!(
+                    "cannot open the queue in {}: {e}",
+                    queue_dir.display()
+                ))
+            })?;
         // A body the journal does not name never got its 250: its client
         // still has the message.
         let swept = store
@@ -259,7 +261,11 @@ impl Server {
                 source,
             })?;
         if swept > 0 || !queue.is_empty() {
-            tracing::info!(queued = queue.len(), removed_unacknowledged = swept, "queue opened");
+            tracing::info!(
+                queued = queue.len(),
+                removed_unacknowledged = swept,
+                "queue opened"
+            );
         }
         // Without group commit, each message commits on its own.
         let max_batch = if cfg.storage.group_commit {

@@ -703,13 +703,28 @@ impl Driver {
                     ForwardPath::Postmaster => "postmaster".to_string(),
                     ForwardPath::Mailbox(m) => m.to_string(),
                 };
-                rcpts.push(Recipient::new(
+                let mut rcpt = Recipient::new(
                     address,
                     Target::Local {
                         domain: mb.domain.clone(),
                         user: mb.user.clone(),
                     },
-                ));
+                );
+                // RFC 3461 4.1, 4.2: what the sender asked to hear of, and
+                // the address it gave, travel with the recipient.
+                if let Some(n) = r.params.notify {
+                    rcpt.notify = pillarbox_queue::Notify {
+                        success: n.success,
+                        failure: n.failure,
+                        delay: n.delay,
+                    };
+                }
+                rcpt.orcpt = r
+                    .params
+                    .orcpt
+                    .as_ref()
+                    .map(|o| (o.addr_type.clone(), o.address.clone()));
+                rcpts.push(rcpt);
             }
         }
         let stored = msg.stored_size();
@@ -759,8 +774,11 @@ impl Driver {
             id: self.queue_id.clone(),
             arrival: now,
             sender: from,
-            envid: None,
-            ret: None,
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.map(|r| match r {
+                pillarbox_proto::Ret::Full => pillarbox_queue::Ret::Full,
+                pillarbox_proto::Ret::Hdrs => pillarbox_queue::Ret::Hdrs,
+            }),
             size: stored,
             wire_size: msg.wire_size(),
             session: self.id.clone(),
@@ -838,8 +856,12 @@ impl Driver {
                     if let Ok(r) = rx.await {
                         settle(&r);
                         match r {
-                            Ok(_) => tracing::warn!(queue_id = %queue_id, "queued after its 451 (limits.commit_timeout); the client may send it again"),
-                            Err(e) => tracing::warn!(queue_id = %queue_id, error = %e, "queue commit failed after its 451 (limits.commit_timeout)"),
+                            Ok(_) => {
+                                tracing::warn!(queue_id = %queue_id, "queued after its 451 (limits.commit_timeout); the client may send it again")
+                            }
+                            Err(e) => {
+                                tracing::warn!(queue_id = %queue_id, error = %e, "queue commit failed after its 451 (limits.commit_timeout)")
+                            }
                         }
                     }
                 });

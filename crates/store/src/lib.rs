@@ -13,7 +13,6 @@ pub mod dir_sync;
 pub mod disk;
 pub mod error;
 pub mod greylist;
-pub mod group_commit;
 pub mod maildir;
 pub mod password;
 pub mod quota;

@@ -698,92 +698,6 @@ impl IncomingMessage {
     }
 }
 
-/// Commits several messages together (group commit): their spool files are
-/// written out, then synced, each is linked into its recipients' `new/`, and
-/// each distinct `new/` is synced once for the whole batch. Only then is any message reported delivered,
-/// so no message gets its 250 before its own bytes and entries are on disk,
-/// and sessions whose messages end together share the cost of the syncs.
-///
-/// Every spool file is fsync'd and every distinct `new/` fsync'd, all after
-/// the whole batch was written. Results come back in the batch's order.
-pub fn commit_batch(
-    batch: Vec<(IncomingMessage, Arc<[MailboxAddr]>)>,
-) -> Vec<Result<Delivered, StoreError>> {
-    let mut results: Vec<Option<Result<Delivered, StoreError>>> =
-        (0..batch.len()).map(|_| None).collect();
-    let mut msgs: Vec<(usize, IncomingMessage, Arc<[MailboxAddr]>)> =
-        Vec::with_capacity(batch.len());
-    let mut files: Vec<File> = Vec::new();
-    // Phase 1: write out.
-    for (i, (mut msg, rcpts)) in batch.into_iter().enumerate() {
-        match msg.written_file() {
-            Ok(f) => {
-                files.push(f);
-                msgs.push((i, msg, rcpts));
-            }
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    // Phase 2: every spool file (its data and its inode), durable.
-    let written: Vec<(&File, &Path)> = files
-        .iter()
-        .zip(msgs.iter().map(|(_, m, _)| m.spool.as_path()))
-        .collect();
-    if let Err(e) = sync_spool_files(&written) {
-        for (i, _, _) in &msgs {
-            results[*i] = Some(Err(e.clone_for_batch()));
-        }
-        msgs.clear();
-    }
-    // Phase 3: link into new/ (a copy onto another filesystem reads through
-    // the open file, so the files stay open until then).
-    let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
-        Vec::with_capacity(msgs.len());
-    for ((i, msg, rcpts), file) in msgs.into_iter().zip(&files) {
-        match msg.place_all(file, &rcpts) {
-            Ok(placed) => placed_all.push((i, msg, placed)),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    // Phase 4: the new directory entries, durable.
-    let dirs: Vec<&Path> = placed_all
-        .iter()
-        .flat_map(|(_, _, placed)| placed.iter().filter_map(|p| p.parent()))
-        .collect();
-    let synced = match placed_all.first() {
-        Some((_, msg, _)) => sync_dirs(&dir_tickets(&dirs, &msg.dir_syncs)),
-        None => Ok(()),
-    };
-    // Phase 5: report, and drop the spool files (their job is done either way).
-    for (i, mut msg, placed) in placed_all {
-        results[i] = Some(match &synced {
-            Ok(()) => Ok(Delivered {
-                paths: placed,
-                stored_size: msg.lf.stored,
-                wire_size: msg.lf.wire,
-            }),
-            Err(e) => {
-                unplace(&placed);
-                Err(e.clone_for_batch())
-            }
-        });
-        msg.discard();
-    }
-    drop(files);
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(StoreError::io(
-                    "group commit",
-                    Path::new("?"),
-                    io::Error::other("lost"),
-                ))
-            })
-        })
-        .collect()
-}
-
 /// Threads a batch's syncs are spread over: concurrent syncs share journal
 /// commits (ext4's jbd2, XFS's log) or, without a journal, the block layer's
 /// cache flushes; sequential ones each wait for their own.
@@ -1308,10 +1222,7 @@ mod tests {
         let (_dir, store) = store();
         let mut msg = store.begin("q1").expect("begin");
         msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
-        assert_eq!(
-            spool_entries(&store),
-            vec![store.data_dir().join("spool/q1")]
-        );
+        assert_eq!(spool_entries(&store), vec![store.spool_dir().join("q1")]);
         let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
         assert_eq!(
             fs::read(&delivered.paths[0]).expect("read").len(),
@@ -1334,7 +1245,7 @@ mod tests {
     }
 
     fn spool_entries(store: &MaildirStore) -> Vec<PathBuf> {
-        entries(&store.data_dir().join("spool"))
+        entries(store.spool_dir())
     }
 
     fn new_entries(store: &MaildirStore, user: &str) -> Vec<PathBuf> {
@@ -1555,15 +1466,58 @@ mod tests {
     }
 
     #[test]
-    fn open_removes_leftover_spool_files() {
+    fn open_removes_what_the_spool_of_earlier_releases_left() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = dir.path().join("spool");
         fs::create_dir_all(&spool).expect("mkdir spool");
         fs::write(spool.join("crashed-1"), b"half a message").expect("write");
         fs::write(spool.join("crashed-2"), b"").expect("write");
-        let store = MaildirStore::open(dir.path(), "mx", Modes::default()).expect("open");
-        assert!(spool_entries(&store).is_empty());
+        MaildirStore::open(dir.path(), "mx", Modes::default()).expect("open");
+        assert!(entries(&spool).is_empty());
         assert!(dir.path().join("mail").is_dir());
+    }
+
+    #[test]
+    fn the_spool_sweep_keeps_what_the_queue_names_and_removes_the_rest() {
+        let (_dir, store) = store();
+        fs::write(store.spool_dir().join("queued"), b"a message\n").expect("write");
+        fs::write(store.spool_dir().join("crashed"), b"half a").expect("write");
+        assert_eq!(
+            store.clear_spool_except(|n| n == "queued").expect("sweep"),
+            1
+        );
+        assert_eq!(
+            spool_entries(&store),
+            vec![store.spool_dir().join("queued")]
+        );
+    }
+
+    #[test]
+    fn persisted_bodies_stay_in_the_spool_and_a_named_copy_is_recognised_on_replay() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("Q1").expect("begin");
+        msg.write(b"Subject: x\r\n\r\nbody\r\n").expect("write");
+        let kept = persist_batch(vec![msg]).pop().expect("one").expect("kept");
+        assert_eq!(kept.path, store.spool_dir().join("Q1"));
+        assert!(kept.path.exists(), "kept after the message is dropped");
+        let name = store.queued_name(1, "Q1R0", kept.stored_size, kept.wire_size);
+        let first = store
+            .place_named(&kept.path, &rcpt("alice"), &name, false)
+            .expect("place");
+        assert!(!first.already);
+        store.sync_new_dirs(&[first.path.as_path()]).expect("sync");
+        let again = store
+            .place_named(&kept.path, &rcpt("alice"), &name, false)
+            .expect("place again");
+        assert!(again.already, "the same name is not placed twice");
+        // Read by a client since: moved to cur/ with flags.
+        let maildir = store.maildir_path(&rcpt("alice"));
+        fs::rename(&first.path, maildir.join("cur").join(format!("{name}:2,S"))).expect("move");
+        let replay = store
+            .place_named(&kept.path, &rcpt("alice"), &name, true)
+            .expect("replay");
+        assert!(replay.already, "found in cur/");
+        assert!(new_entries(&store, "alice").is_empty());
     }
 
     #[test]
@@ -1572,7 +1526,7 @@ mod tests {
         let data = dir.path().join("a/b/data");
         let store = MaildirStore::open(&data, "mx", Modes::default()).expect("open");
         assert!(data.join("mail").is_dir());
-        assert!(data.join("spool").is_dir());
+        assert!(data.join("queue/messages").is_dir());
         assert_eq!(store.data_dir(), data);
     }
 
@@ -1662,7 +1616,7 @@ mod tests {
         // The EXDEV fallback, run directly: a second filesystem is not available
         // everywhere the tests run.
         let (dir, _store) = store();
-        let spool = dir.path().join("spool/q1");
+        let spool = dir.path().join("queue/messages/q1");
         fs::write(&spool, b"body\n").expect("write");
         let maildir = dir.path().join("Maildir");
         for sub in ["cur", "new", "tmp"] {

@@ -66,7 +66,12 @@ impl Quotas {
     /// until [`Self::release`] (after the delivery, or when it will not
     /// happen): messages committed together cannot overshoot the quota.
     /// `Ok(false)`: no limit, nothing reserved.
-    pub fn reserve(&self, users: &UserDirectory, mb: &MailboxAddr, bytes: u64) -> Result<bool, Reply> {
+    pub fn reserve(
+        &self,
+        users: &UserDirectory,
+        mb: &MailboxAddr,
+        bytes: u64,
+    ) -> Result<bool, Reply> {
         let limit = limit_for(&self.cfg, users, mb);
         if !limit.is_limited() {
             return Ok(false);
