@@ -91,6 +91,9 @@ rows! {
     BadSenderSyntax = 501 (5, 1, 7), "bad sender address syntax";
     BadRecipientSyntax = 501 (5, 1, 3), "bad recipient address syntax";
     UnknownParameter = 555 (5, 5, 4), "parameter not recognized";
+    /// A DSN parameter of MAIL or RCPT (RFC 3461 4.1-4.4: NOTIFY, ORCPT, RET,
+    /// ENVID) whose value breaks its grammar; the detail names the parameter.
+    DsnParameterSyntax = 501 (5, 5, 4), "syntax: {}";
     Ok = 250 (2, 0, 0), "ok";
     Vrfy = 252 (2, 5, 0), "cannot VRFY user, but will accept message";
     Help = 214 (2, 0, 0), "{}";
@@ -113,6 +116,9 @@ rows! {
     NoValidRecipients = 554 (5, 5, 1), "no valid recipients";
     StartData = 354, "end data with <CR><LF>.<CR><LF>";
     BareLineEnding = 550 (5, 6, 0), "bare CR or LF not allowed in message";
+    /// The message's header section has more `Received:` fields than
+    /// `limits.hops` (RFC 5321 6.3); refused at the end of data (RFC 3463 X.4.6).
+    RoutingLoop = 554 (5, 4, 6), "routing loop detected";
     LocalError = 451 (4, 3, 0), "local error in processing, try again later";
     /// Remote recipient from a client allowed to relay, before the outbound queue exists.
     RemoteNotAvailable = 451 (4, 3, 0), "remote delivery not yet available";

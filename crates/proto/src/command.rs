@@ -10,6 +10,7 @@
 use pillarbox_codes::{Reply, Row};
 
 use crate::address::{self, AddressError, ForwardPath, ReversePath};
+use crate::xtext;
 
 /// A command as received, its verb recognised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,12 +64,13 @@ pub struct MailCommand {
 pub struct RcptCommand {
     /// The forward path.
     pub to: ForwardPath,
-    /// The parameters given (none are offered yet).
+    /// The parameters given.
     pub params: RcptParams,
 }
 
-/// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8,
+/// RFC 3461 RET and ENVID).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailParams {
     /// The size the client declared (RFC 1870 6.1), if it did.
     pub size: Option<u64>,
@@ -76,7 +78,34 @@ pub struct MailParams {
     pub body: Body,
     /// The transaction may carry UTF-8 addresses and headers (RFC 6531 3.4).
     pub smtputf8: bool,
+    /// What a failure DSN returns of the message (RFC 3461 4.3), if asked.
+    pub ret: Option<Ret>,
+    /// The envelope identifier to quote in DSNs (RFC 3461 4.4), xtext-decoded:
+    /// printable ASCII, at most [`MAX_ENVID`] characters.
+    pub envid: Option<String>,
 }
+
+/// `RET=` of MAIL (RFC 3461 4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// `RET=FULL`: the whole message.
+    Full,
+    /// `RET=HDRS`: its header section only.
+    Hdrs,
+}
+
+impl Ret {
+    /// The parameter's value as written on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+}
+
+/// RFC 3461 4.4: an ENVID longer than this, decoded, is refused.
+pub const MAX_ENVID: usize = 100;
 
 /// `BODY=` of MAIL (RFC 6152 2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,9 +117,89 @@ pub enum Body {
     EightBitMime,
 }
 
-/// RCPT parameters. None is offered yet; RFC 3461 NOTIFY and ORCPT would go here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RcptParams {}
+/// RCPT parameters (RFC 3461 NOTIFY and ORCPT).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RcptParams {
+    /// When to send a DSN for this recipient (RFC 3461 4.1), if the client said.
+    pub notify: Option<Notify>,
+    /// The recipient as the client first had it (RFC 3461 4.2), if given.
+    pub orcpt: Option<Orcpt>,
+}
+
+/// `NOTIFY=` of RCPT (RFC 3461 4.1): `NEVER`, or the conditions of a DSN.
+/// All three false is `NEVER`; the grammar gives no other way to say none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notify {
+    /// `SUCCESS`: on delivery.
+    pub success: bool,
+    /// `FAILURE`: on failure.
+    pub failure: bool,
+    /// `DELAY`: when delivery is delayed.
+    pub delay: bool,
+}
+
+impl Notify {
+    /// `NOTIFY=NEVER`.
+    pub const NEVER: Notify = Notify {
+        success: false,
+        failure: false,
+        delay: false,
+    };
+
+    /// No DSN in any case.
+    pub const fn is_never(self) -> bool {
+        !self.success && !self.failure && !self.delay
+    }
+
+    /// The parameter's value as written on the wire: `NEVER` or a comma
+    /// list in RFC 3461 4.1's order (`SUCCESS,FAILURE,DELAY`).
+    pub fn to_value(self) -> String {
+        if self.is_never() {
+            return "NEVER".to_string();
+        }
+        [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+}
+
+/// `ORCPT=addr-type;xtext` of RCPT (RFC 3461 4.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orcpt {
+    /// The address type as given (an atom: `rfc822`, `utf-8` ...); RFC 3461
+    /// 4.2 compares it case-insensitively.
+    pub addr_type: String,
+    /// The address: xtext-decoded (printable ASCII, RFC 3461 4.2), except for
+    /// the `utf-8` type (RFC 6533 3), whose value is kept as given.
+    pub address: String,
+}
+
+impl Orcpt {
+    /// The `utf-8` address type of RFC 6533 3: [`Orcpt::address`] is raw.
+    pub fn is_utf8(&self) -> bool {
+        self.addr_type.eq_ignore_ascii_case("utf-8")
+    }
+
+    /// The parameter's value as written on the wire: `addr-type;xtext`
+    /// (RFC 3461 4.2), the address encoded again unless it is kept raw.
+    pub fn to_value(&self) -> String {
+        if self.is_utf8() {
+            format!("{};{}", self.addr_type, self.address)
+        } else {
+            format!(
+                "{};{}",
+                self.addr_type,
+                xtext::encode(self.address.as_bytes())
+            )
+        }
+    }
+}
 
 /// What the session offers now, which decides how MAIL and RCPT arguments parse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -339,6 +448,9 @@ fn mail_params(rest: &str, cx: Context) -> Result<MailParams, Reply> {
             k if k.eq_ignore_ascii_case("BODY") => (2, "BODY"),
             k if k.eq_ignore_ascii_case("SMTPUTF8") => (4, "SMTPUTF8"),
             k if k.eq_ignore_ascii_case("AUTH") => (8, "AUTH"),
+            // RFC 3461 4.3, 4.4: DSN is always offered after EHLO.
+            k if k.eq_ignore_ascii_case("RET") => (16, "RET"),
+            k if k.eq_ignore_ascii_case("ENVID") => (32, "ENVID"),
             _ => return Err(Row::UnknownParameter.reply()),
         };
         if seen & bit != 0 {
@@ -363,6 +475,10 @@ fn mail_params(rest: &str, cx: Context) -> Result<MailParams, Reply> {
             // RFC 4954 5: AUTH=<mailbox> or AUTH=<>, only where AUTH is advertised.
             // A client's claim of the original submitter is not trusted: ignored.
             ("AUTH", Some(_)) if cx.auth => {}
+            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => out.ret = Some(Ret::Full),
+            ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => out.ret = Some(Ret::Hdrs),
+            ("ENVID", Some(v)) => out.envid = Some(envid(v).ok_or_else(|| dsn_syntax(name))?),
+            ("RET" | "ENVID", _) => return Err(dsn_syntax(name)),
             _ => return Err(Row::UnknownParameter.reply()),
         }
     }
@@ -374,22 +490,112 @@ fn parse_rcpt(args: &str, cx: Context) -> Result<RcptCommand, Reply> {
     let Ok((inner, rest)) = address::split_path(args) else {
         return Err(Row::BadRecipientSyntax.reply());
     };
-    let Some(mut params) = esmtp_params(rest, cx.smtputf8) else {
+    let Some(params) = esmtp_params(rest, cx.smtputf8) else {
         return Err(Row::Syntax.reply_with(RCPT_USAGE));
     };
-    // No RCPT parameter is advertised (DSN, RFC 3461, is not offered yet).
-    if params.next().is_some() {
-        return Err(Row::UnknownParameter.reply());
-    }
+    let params = rcpt_params(params, cx)?;
     let to = match address::parse_forward_path(inner, cx.smtputf8) {
         Ok(p) => p,
         Err(AddressError::NeedsUtf8) => return Err(Row::Utf8NotAnnounced.reply()),
         Err(AddressError::Syntax) => return Err(Row::BadRecipientSyntax.reply()),
     };
-    Ok(RcptCommand {
-        to,
-        params: RcptParams::default(),
+    Ok(RcptCommand { to, params })
+}
+
+fn rcpt_params<'a>(
+    params: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    cx: Context,
+) -> Result<RcptParams, Reply> {
+    let mut out = RcptParams::default();
+    for (keyword, value) in params {
+        // As for MAIL: none after HELO (RFC 1869 4), each at most once.
+        if !cx.esmtp {
+            return Err(Row::UnknownParameter.reply());
+        }
+        let name = match keyword {
+            k if k.eq_ignore_ascii_case("NOTIFY") => "NOTIFY",
+            k if k.eq_ignore_ascii_case("ORCPT") => "ORCPT",
+            _ => return Err(Row::UnknownParameter.reply()),
+        };
+        let duplicate = match name {
+            "NOTIFY" => out.notify.is_some(),
+            _ => out.orcpt.is_some(),
+        };
+        if duplicate {
+            return Err(Row::Syntax.reply_with(&format!("duplicate {name} parameter")));
+        }
+        let value = value.ok_or_else(|| dsn_syntax(name))?;
+        match name {
+            "NOTIFY" => out.notify = Some(notify(value).ok_or_else(|| dsn_syntax(name))?),
+            _ => out.orcpt = Some(orcpt(value).ok_or_else(|| dsn_syntax(name))?),
+        }
+    }
+    Ok(out)
+}
+
+/// A malformed DSN parameter, named in the reply.
+fn dsn_syntax(name: &str) -> Reply {
+    Row::DsnParameterSyntax.reply_with(name)
+}
+
+/// RFC 3461 4.1: `"NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" )`, each
+/// keyword case-insensitive and at most once.
+fn notify(value: &str) -> Option<Notify> {
+    if value.eq_ignore_ascii_case("NEVER") {
+        return Some(Notify::NEVER);
+    }
+    let mut n = Notify::NEVER;
+    for word in value.split(',') {
+        let flag = match word {
+            w if w.eq_ignore_ascii_case("SUCCESS") => &mut n.success,
+            w if w.eq_ignore_ascii_case("FAILURE") => &mut n.failure,
+            w if w.eq_ignore_ascii_case("DELAY") => &mut n.delay,
+            // NEVER with others, an empty item, an unknown word.
+            _ => return None,
+        };
+        if std::mem::replace(flag, true) {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// RFC 3461 4.2: `addr-type ";" xtext`, `addr-type = atom`. The address is
+/// not held to its type's syntax (RFC 3461 4.2 says it need not conform),
+/// only to printable ASCII once decoded; a `utf-8` address (RFC 6533 3) is
+/// kept as given, its own escapes included.
+fn orcpt(value: &str) -> Option<Orcpt> {
+    let (addr_type, address) = value.split_once(';')?;
+    // RFC 5322 3.2.3: atom = 1*atext.
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    if addr_type.is_empty() || !addr_type.bytes().all(atext) || address.is_empty() {
+        return None;
+    }
+    let address = if addr_type.eq_ignore_ascii_case("utf-8") {
+        address.to_string()
+    } else {
+        printable_ascii(xtext::decode(address).ok()?)?
+    };
+    Some(Orcpt {
+        addr_type: addr_type.to_string(),
+        address,
     })
+}
+
+/// RFC 3461 4.4: ENVID is xtext of printable ASCII, at most 100 characters.
+fn envid(value: &str) -> Option<String> {
+    let id = printable_ascii(xtext::decode(value).ok()?)?;
+    (id.len() <= MAX_ENVID).then_some(id)
+}
+
+/// RFC 3461 4.2, 4.4: decoded values are "printable (graphic and white
+/// space) characters from the US-ASCII repertoire".
+fn printable_ascii(bytes: Vec<u8>) -> Option<String> {
+    if bytes.iter().all(|&b| (b' '..=b'~').contains(&b)) {
+        String::from_utf8(bytes).ok()
+    } else {
+        None
+    }
 }
 
 /// Splits `SP esmtp-param *(SP esmtp-param)` (RFC 5321 4.1.2) into
@@ -569,8 +775,188 @@ mod tests {
                 size: Some(100),
                 body: Body::EightBitMime,
                 smtputf8: true,
+                ..MailParams::default()
             }
         );
+    }
+
+    fn rcpt_params(line: &str, cx: Context) -> Result<RcptParams, CommandError> {
+        match mail(line, cx)? {
+            Command::Rcpt(r) => Ok(r.params),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mail_takes_ret_and_an_xtext_decoded_envid() {
+        let Ok(Command::Mail(m)) = mail("MAIL FROM:<a@b.test> ret=hdrs ENVID=QQ+2B+3D1", EHLO)
+        else {
+            panic!("MAIL with DSN parameters did not parse");
+        };
+        assert_eq!(m.params.ret, Some(Ret::Hdrs));
+        assert_eq!(m.params.envid.as_deref(), Some("QQ+=1"));
+        let Ok(Command::Mail(m)) = mail("MAIL FROM:<> RET=FULL", EHLO) else {
+            panic!("MAIL RET=FULL did not parse");
+        };
+        assert_eq!(m.params.ret, Some(Ret::Full));
+        assert_eq!(m.params.envid, None);
+    }
+
+    #[test]
+    fn malformed_ret_and_envid_are_named_in_the_reply() {
+        let refused = |line: &str| match mail(line, EHLO) {
+            Err(CommandError::Mail(r)) => r,
+            other => panic!("{line}: {other:?}"),
+        };
+        let ret = Row::DsnParameterSyntax.reply_with("RET");
+        let envid = Row::DsnParameterSyntax.reply_with("ENVID");
+        assert_eq!(refused("MAIL FROM:<> RET=BODY"), ret);
+        assert_eq!(refused("MAIL FROM:<> RET"), ret);
+        assert_eq!(refused("MAIL FROM:<> ENVID=+zz"), envid);
+        assert_eq!(refused("MAIL FROM:<> ENVID=a+2b"), envid, "lowercase hex");
+        assert_eq!(
+            refused("MAIL FROM:<> ENVID=a+0D+0A"),
+            envid,
+            "not printable"
+        );
+        assert_eq!(refused("MAIL FROM:<> ENVID=\u{e9}"), envid);
+        assert_eq!(refused("MAIL FROM:<> ENVID"), envid);
+        assert_eq!(
+            refused(&format!("MAIL FROM:<> ENVID={}", "x".repeat(MAX_ENVID + 1))),
+            envid
+        );
+        assert!(mail(
+            &format!("MAIL FROM:<> ENVID={}", "x".repeat(MAX_ENVID)),
+            EHLO
+        )
+        .is_ok());
+        assert!(
+            mail(
+                &format!("MAIL FROM:<> ENVID={}", "+41".repeat(MAX_ENVID)),
+                EHLO
+            )
+            .is_ok(),
+            "the limit is on the decoded value"
+        );
+        assert_eq!(
+            refused("MAIL FROM:<> RET=FULL RET=HDRS"),
+            Row::Syntax.reply_with("duplicate RET parameter")
+        );
+        assert_eq!(
+            refused("MAIL FROM:<> ENVID=a envid=b"),
+            Row::Syntax.reply_with("duplicate ENVID parameter")
+        );
+    }
+
+    #[test]
+    fn rcpt_takes_notify_and_orcpt() {
+        let p = rcpt_params(
+            "RCPT TO:<a@b.test> notify=failure,Success ORCPT=rfc822;alice+2Bx@example.test",
+            EHLO,
+        );
+        assert_eq!(
+            p,
+            Ok(RcptParams {
+                notify: Some(Notify {
+                    success: true,
+                    failure: true,
+                    delay: false,
+                }),
+                orcpt: Some(Orcpt {
+                    addr_type: "rfc822".into(),
+                    address: "alice+x@example.test".into(),
+                }),
+            })
+        );
+        let p = rcpt_params("RCPT TO:<a@b.test> NOTIFY=never", EHLO);
+        assert_eq!(p.map(|p| p.notify), Ok(Some(Notify::NEVER)));
+        assert_eq!(
+            rcpt_params("RCPT TO:<a@b.test>", EHLO),
+            Ok(RcptParams::default())
+        );
+    }
+
+    #[test]
+    fn orcpt_of_type_utf8_is_kept_as_given() {
+        let cx = Context {
+            smtputf8: true,
+            ..EHLO
+        };
+        let p = rcpt_params("RCPT TO:<a@b.test> ORCPT=utf-8;j\u{f6}rg\\x{20}@b.test", cx);
+        let orcpt = p.ok().and_then(|p| p.orcpt);
+        assert_eq!(
+            orcpt,
+            Some(Orcpt {
+                addr_type: "utf-8".into(),
+                address: "j\u{f6}rg\\x{20}@b.test".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_notify_and_orcpt_are_named_in_the_reply() {
+        let refused = |line: &str| match mail(line, EHLO) {
+            Err(CommandError::Rcpt(r)) => r,
+            other => panic!("{line}: {other:?}"),
+        };
+        let notify = Row::DsnParameterSyntax.reply_with("NOTIFY");
+        let orcpt = Row::DsnParameterSyntax.reply_with("ORCPT");
+        for bad in [
+            "NEVER,SUCCESS",
+            "SUCCESS,NEVER",
+            "SUCCESS,SUCCESS",
+            "SUCCESS,",
+            "ALWAYS",
+            "SUCCESS,,DELAY",
+        ] {
+            assert_eq!(
+                refused(&format!("RCPT TO:<a@b.test> NOTIFY={bad}")),
+                notify,
+                "{bad}"
+            );
+        }
+        assert_eq!(refused("RCPT TO:<a@b.test> NOTIFY"), notify);
+        for bad in [
+            "alice@example.test",
+            ";alice@example.test",
+            "rfc822;",
+            "rfc(822);a@b.test",
+            "rfc822;a+zz@b.test",
+            "rfc822;a+00@b.test",
+        ] {
+            assert_eq!(
+                refused(&format!("RCPT TO:<a@b.test> ORCPT={bad}")),
+                orcpt,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            refused("RCPT TO:<a@b.test> NOTIFY=DELAY NOTIFY=FAILURE"),
+            Row::Syntax.reply_with("duplicate NOTIFY parameter")
+        );
+        assert_eq!(
+            refused("RCPT TO:<a@b.test> ORCPT=rfc822;a@b.test ORCPT=rfc822;c@b.test"),
+            Row::Syntax.reply_with("duplicate ORCPT parameter")
+        );
+    }
+
+    #[test]
+    fn dsn_values_are_written_back_as_they_parse() {
+        assert_eq!(Notify::NEVER.to_value(), "NEVER");
+        let n = Notify {
+            success: true,
+            failure: false,
+            delay: true,
+        };
+        assert_eq!(n.to_value(), "SUCCESS,DELAY");
+        assert_eq!(notify(&n.to_value()), Some(n));
+        let o = Orcpt {
+            addr_type: "rfc822".into(),
+            address: "a+b=c d@example.test".into(),
+        };
+        assert_eq!(o.to_value(), "rfc822;a+2Bb+3Dc+20d@example.test");
+        assert_eq!(orcpt(&o.to_value()), Some(o));
+        assert_eq!(Ret::Hdrs.as_str(), "HDRS");
     }
 
     #[test]
@@ -631,9 +1017,14 @@ mod tests {
     }
 
     #[test]
-    fn rcpt_refuses_any_parameter() {
+    fn rcpt_refuses_parameters_after_helo_and_unknown_ones() {
         assert_eq!(
-            mail("RCPT TO:<a@b.test> NOTIFY=NEVER", EHLO),
+            mail("RCPT TO:<a@b.test> NOTIFY=NEVER", Context::default()),
+            Err(CommandError::Rcpt(Row::UnknownParameter.reply())),
+            "RFC 1869: no parameters after HELO"
+        );
+        assert_eq!(
+            mail("RCPT TO:<a@b.test> SIZE=10", EHLO),
             Err(CommandError::Rcpt(Row::UnknownParameter.reply()))
         );
         assert_eq!(

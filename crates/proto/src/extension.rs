@@ -16,6 +16,9 @@ pub enum Extension {
     EnhancedStatusCodes,
     /// RFC 3030: the BDAT command.
     Chunking,
+    /// RFC 3461: delivery status notifications, the MAIL parameters RET and
+    /// ENVID and the RCPT parameters NOTIFY and ORCPT.
+    Dsn,
     /// RFC 3207: the STARTTLS command.
     StartTls,
     /// RFC 4954: the AUTH command, `AUTH mechanism ...`.
@@ -24,13 +27,14 @@ pub enum Extension {
 
 impl Extension {
     /// Every extension, in the order EHLO lists them.
-    pub const ALL: [Extension; 8] = [
+    pub const ALL: [Extension; 9] = [
         Extension::Pipelining,
         Extension::Size,
         Extension::EightBitMime,
         Extension::SmtpUtf8,
         Extension::EnhancedStatusCodes,
         Extension::Chunking,
+        Extension::Dsn,
         Extension::StartTls,
         Extension::Auth,
     ];
@@ -44,6 +48,7 @@ impl Extension {
             Extension::SmtpUtf8 => "SMTPUTF8",
             Extension::EnhancedStatusCodes => "ENHANCEDSTATUSCODES",
             Extension::Chunking => "CHUNKING",
+            Extension::Dsn => "DSN",
             Extension::StartTls => "STARTTLS",
             Extension::Auth => "AUTH",
         }

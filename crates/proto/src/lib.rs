@@ -12,13 +12,15 @@ pub mod address;
 pub mod command;
 pub mod dot_decoder;
 pub mod extension;
+pub mod hops;
 pub mod input;
 pub mod sasl;
 pub mod session;
 pub mod spare;
+pub mod xtext;
 
 pub use address::{Domain, ForwardPath, Mailbox, ReversePath};
-pub use command::{Body, MailCommand, MailParams, RcptCommand, RcptParams};
+pub use command::{Body, MailCommand, MailParams, Notify, Orcpt, RcptCommand, RcptParams, Ret};
 pub use extension::Extension;
 pub use input::Input;
 pub use session::{

@@ -11,6 +11,7 @@ use crate::command::{
 };
 use crate::dot_decoder::{DotDecoder, LineEndingCheck};
 use crate::extension::Extension;
+use crate::hops::ReceivedCounter;
 use crate::input::Input;
 use crate::sasl::{self, Mechanism, Secret, ServerExchange, ServerStep};
 
@@ -25,6 +26,10 @@ pub struct SessionConfig {
     pub max_recipients: usize,
     /// Protocol errors before `421 4.7.0 too many errors`.
     pub max_errors: u32,
+    /// `Received:` fields a message's header section may carry (RFC 5321
+    /// 6.3); more refuse it at the end of data as a routing loop. Only the
+    /// client's bytes are counted, not the field the server adds.
+    pub max_hops: u32,
     /// Longest command line, CRLF included (RFC 5321 4.5.3.1.4: 512, plus
     /// room for extension parameters).
     pub max_line: usize,
@@ -67,6 +72,8 @@ impl Default for SessionConfig {
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
             max_errors: 20,
+            // RFC 5321 6.3: a limit of at least 100 hops.
+            max_hops: 100,
             max_line: 1024,
             starttls: false,
             tls: false,
@@ -305,6 +312,8 @@ pub struct Session<R = ()> {
     /// Size and bare CR/LF state of a BDAT message across chunks.
     bdat_size: u64,
     bdat_check: LineEndingCheck,
+    /// `Received:` fields of the message being read (DATA or BDAT).
+    received: ReceivedCounter,
     events: VecDeque<Event>,
     pending: Option<Pending>,
     errors: u32,
@@ -330,6 +339,7 @@ impl<R> Session<R> {
             body: Reading::None,
             bdat_size: 0,
             bdat_check: LineEndingCheck::default(),
+            received: ReceivedCounter::new(),
             events: VecDeque::new(),
             pending: None,
             errors: 0,
@@ -491,6 +501,7 @@ impl<R> Session<R> {
                 }
                 self.bdat_size = 0;
                 self.bdat_check = LineEndingCheck::default();
+                self.received = ReceivedCounter::new();
                 self.body = Reading::Bdat {
                     remaining: size,
                     last,
@@ -510,6 +521,7 @@ impl<R> Session<R> {
                 if let Some(tx) = self.tx.as_mut() {
                     tx.begun = true;
                 }
+                self.received = ReceivedCounter::new();
                 self.body = Reading::Data(DotDecoder::new(self.cfg.max_message_size));
                 self.reply(Row::StartData.reply());
             }
@@ -828,7 +840,9 @@ impl<R> Session<R> {
             | Extension::EightBitMime
             | Extension::SmtpUtf8
             | Extension::EnhancedStatusCodes
-            | Extension::Chunking => true,
+            | Extension::Chunking
+            // RFC 3461 4: the server's queue sends the notifications asked for.
+            | Extension::Dsn => true,
         }
     }
 
@@ -1033,9 +1047,11 @@ impl<R> Session<R> {
                     "EHLO" => "EHLO <domain>: greet the server and list its extensions",
                     "HELO" => "HELO <domain>: greet the server without extensions",
                     "MAIL" => {
-                        "MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]: start a message"
+                        "MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=id]: start a message"
                     }
-                    "RCPT" => "RCPT TO:<address>: add a recipient",
+                    "RCPT" => {
+                        "RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=rfc822;address]: add a recipient"
+                    }
                     "DATA" => "DATA: send the message, ended by a line with a single dot",
                     "BDAT" => "BDAT <size> [LAST]: send the message in chunks of exact size",
                     "RSET" => "RSET: abandon the current message",
@@ -1226,6 +1242,7 @@ impl<R> Session<R> {
         if out.is_empty() {
             crate::spare::give(out);
         } else {
+            self.received.feed(&out);
             self.events.push_back(Event::Body(out));
         }
         if r.ended {
@@ -1263,6 +1280,7 @@ impl<R> Session<R> {
                 let keep = ((self.cfg.max_message_size - before) as usize).min(n);
                 let mut body = crate::spare::take(keep);
                 body.extend_from_slice(&bytes[..keep]);
+                self.received.feed(&body);
                 self.events.push_back(Event::Body(body));
             }
             *remaining -= n as u64;
@@ -1322,6 +1340,11 @@ impl<R> Session<R> {
             self.events.push_back(Event::AbortMessage);
             self.tx = None;
             self.reply(Row::BareLineEnding.reply());
+        } else if self.received.count() > self.cfg.max_hops {
+            // RFC 5321 6.3: too many Received fields is taken for a loop.
+            self.events.push_back(Event::AbortMessage);
+            self.tx = None;
+            self.reply(Row::RoutingLoop.reply());
         } else {
             self.ask(
                 Pending::Deliver,
@@ -1445,6 +1468,63 @@ mod tests {
         });
         let replies = drive(&mut s, b"EHLO c.test\r\n", |_| Ok(0));
         assert!(replies[0].contains("250-SIZE 10240\r\n"), "{replies:?}");
+    }
+
+    /// Runs a DATA transaction whose message arrives in `reads`, with
+    /// `max_hops`; returns the replies to the message.
+    fn data_in_reads(max_hops: u32, reads: &[&[u8]]) -> Vec<String> {
+        let mut s: Session<u32> = Session::new(SessionConfig {
+            max_hops,
+            ..SessionConfig::default()
+        });
+        let commands: &[u8] =
+            b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@b.test>\r\nDATA\r\n";
+        let mut input = Input::new();
+        let mut replies = Vec::new();
+        for (i, read) in std::iter::once(&commands).chain(reads).enumerate() {
+            input.extend(read);
+            while let Some(ev) = s.handle(&mut input) {
+                match ev {
+                    Event::Reply(r) if i > 0 => replies.push(r.to_wire()),
+                    Event::Ask(Question::Sender(q)) => s.answer_sender(q, Ok(())),
+                    Event::Ask(Question::Recipient(q)) => s.answer_recipient(q, Ok(0)),
+                    Event::Ask(Question::BeginMessage(q)) => s.answer_begin(q, Ok(())),
+                    Event::Ask(Question::Deliver(q)) => s.answer_deliver(q, Ok("Q1".into())),
+                    _ => {}
+                }
+            }
+        }
+        replies
+    }
+
+    #[test]
+    fn received_fields_above_max_hops_refuse_the_message_at_end_of_data() {
+        let two = b"Received: from a\r\nReceived: from b\r\n\r\nbody\r\n.\r\n";
+        let at_limit = data_in_reads(2, &[two]);
+        assert_eq!(
+            at_limit.last().map(String::as_str),
+            Some("250 2.0.0 ok: queued as Q1\r\n")
+        );
+        let above = data_in_reads(1, &[two]);
+        assert_eq!(above.last(), Some(&Row::RoutingLoop.reply().to_wire()));
+    }
+
+    #[test]
+    fn a_received_field_split_across_reads_counts_once() {
+        let replies = data_in_reads(
+            1,
+            &[
+                b"Received: from a\r\nRece",
+                b"ived: from b\r\n\r\n",
+                b"Received: in the body\r\n.\r\n",
+            ],
+        );
+        assert_eq!(replies.last(), Some(&Row::RoutingLoop.reply().to_wire()));
+        let replies = data_in_reads(2, &[b"Received: from a\r\nRece", b"ived: b\r\n\r\n.\r\n"]);
+        assert!(
+            replies.last().is_some_and(|r| r.starts_with("250 ")),
+            "{replies:?}"
+        );
     }
 
     #[test]

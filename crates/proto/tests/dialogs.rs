@@ -10,7 +10,7 @@
 //! - `! timeout` / `! shutdown` — the driver ends the session (command timeout,
 //!   server drain) as the server does;
 //! - `@key value` — settings: `hostname`, `max_size`, `max_recipients`,
-//!   `max_errors`, `max_line`, `starttls on|off`, `tls on|off`, `status on|off`,
+//!   `max_errors`, `max_line`, `max_hops`, `starttls on|off`, `tls on|off`, `status on|off`,
 //!   `auth MECH ...` (offered mechanisms), `auth_tls on|off` (AUTH only under
 //!   TLS), `auth_required on|off`; the AUTH nonce is `NONCE` plus a counter;
 //! - `X: auth <authcid> ok|failed` — an AUTH exchange ended;
@@ -176,6 +176,7 @@ fn run_dialog_text(name: &str, text: &str) {
                 "max_recipients" => cfg.max_recipients = v.parse().unwrap(),
                 "max_errors" => cfg.max_errors = v.parse().unwrap(),
                 "max_line" => cfg.max_line = v.parse().unwrap(),
+                "max_hops" => cfg.max_hops = v.parse().unwrap(),
                 "starttls" => cfg.starttls = on,
                 "tls" => cfg.tls = on,
                 "status" => cfg.status_allowed = on,

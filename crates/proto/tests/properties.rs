@@ -3,6 +3,8 @@
 use pillarbox_proto::address::{parse_forward_path, parse_mailbox};
 use pillarbox_proto::command;
 use pillarbox_proto::dot_decoder::DotDecoder;
+use pillarbox_proto::hops::ReceivedCounter;
+use pillarbox_proto::xtext;
 use pillarbox_proto::{Event, Input, PasswordAnswer, Question, Session, SessionConfig};
 use proptest::prelude::*;
 
@@ -114,6 +116,19 @@ proptest! {
         prop_assert_eq!(m.to_string(), s);
     }
 
+    /// RFC 3461 4: what `encode` writes is xtext, and decodes to the octets encoded.
+    #[test]
+    fn xtext_round_trips_any_octets(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let encoded = xtext::encode(&bytes);
+        prop_assert!(encoded.bytes().all(|b| (33..=126).contains(&b) && b != b'='));
+        prop_assert_eq!(xtext::decode(&encoded), Ok(bytes));
+    }
+
+    #[test]
+    fn xtext_decode_never_panics(s in "[+=A-Fa-f0-9!~ \u{e9}]{0,40}") {
+        let _ = xtext::decode(&s);
+    }
+
     #[test]
     fn stuffed_content_decodes_to_itself_in_any_pieces(content in crlf_lines(),
                                                        cuts in proptest::collection::vec(any::<usize>(), 0..8),
@@ -162,6 +177,32 @@ proptest! {
     fn decoder_result_does_not_depend_on_read_sizes(body in proptest::collection::vec(any::<u8>(), 0..200),
                                                      cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         prop_assert_eq!(decode_in_pieces(&body, &[]), decode_in_pieces(&body, &cuts));
+    }
+
+    /// RFC 5321 6.3's count is the same however the message is cut into reads.
+    #[test]
+    fn received_count_does_not_depend_on_read_sizes(
+            lines in proptest::collection::vec(
+                "(Received: x|received:|RECEIVED: y| Received: folded|Subject: s|Rec|)\r\n", 0..12),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let message = lines.concat().into_bytes();
+        let mut whole = ReceivedCounter::new();
+        whole.feed(&message);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (message.len() + 1)).collect();
+        points.push(message.len());
+        points.sort_unstable();
+        let (mut pieces, mut pos) = (ReceivedCounter::new(), 0);
+        for end in points {
+            pieces.feed(&message[pos..end]);
+            pos = end;
+        }
+        prop_assert_eq!(pieces.count(), whole.count());
+        // The model: fields are the lines before the first empty one that start so.
+        let model = lines.iter()
+            .take_while(|l| l.as_str() != "\r\n")
+            .filter(|l| l.to_ascii_lowercase().starts_with("received:"))
+            .count();
+        prop_assert_eq!(whole.count() as usize, model);
     }
 
     /// Whatever a client sends, in whatever pieces, the session does not panic,

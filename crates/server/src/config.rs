@@ -260,6 +260,9 @@ pub struct Limits {
     pub sessions_per_client: usize,
     /// Protocol errors in one session before `421 4.7.0 too many errors`.
     pub errors: u32,
+    /// RFC 5321 6.3: `Received:` fields a message may arrive with; more is
+    /// taken for a routing loop, `554 5.4.6` at the end of data.
+    pub hops: u32,
     /// Longest command line, CRLF included.
     pub command_line: usize,
     /// RFC 5321 4.5.3.2.7: server timeout waiting for a command. It bounds the
@@ -294,6 +297,8 @@ impl Default for Limits {
             sessions: 10_000,
             sessions_per_client: 50,
             errors: 20,
+            // RFC 5321 6.3 asks for a limit of at least 100.
+            hops: 100,
             command_line: 1024,
             command_timeout: Seconds(Duration::from_secs(300)),
             data_timeout: Seconds(Duration::from_secs(180)),
@@ -468,6 +473,37 @@ impl Default for Quota {
     }
 }
 
+/// `[queue]`: how long and how often a recipient that could not be
+/// delivered is tried again, and what its sender is told.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// The wait after the first failed attempt; it doubles after each.
+    pub retry_min: Seconds,
+    /// The longest wait between attempts.
+    pub retry_max: Seconds,
+    /// How long a message may wait in the queue; then its recipients fail
+    /// and the sender gets a DSN.
+    pub lifetime: Seconds,
+    /// A sender whose mail has waited this long gets a delay notice (when
+    /// its NOTIFY allows); `"0s"`: never.
+    pub delay_warning: Seconds,
+    /// The language of the human-readable part of a DSN: en, zh, id, pt, ja, tr.
+    pub dsn_language: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            retry_min: Seconds(Duration::from_secs(5 * 60)),
+            retry_max: Seconds(Duration::from_secs(60 * 60)),
+            lifetime: Seconds(Duration::from_secs(5 * 86400)),
+            delay_warning: Seconds(Duration::from_secs(4 * 3600)),
+            dsn_language: "en".into(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -512,6 +548,7 @@ struct FileConfig {
     greylist: Option<Greylist>,
     storage: Option<Storage>,
     quota: Option<Quota>,
+    queue: Option<QueueConfig>,
     log: Option<Log>,
 }
 
@@ -538,6 +575,7 @@ pub struct Config {
     pub greylist: Greylist,
     pub storage: Storage,
     pub quota: Quota,
+    pub queue: QueueConfig,
     pub log: Log,
 }
 
@@ -591,6 +629,7 @@ impl Config {
             greylist: f.greylist.unwrap_or_default(),
             storage: f.storage.unwrap_or_default(),
             quota: f.quota.unwrap_or_default(),
+            queue: f.queue.unwrap_or_default(),
             log: f.log.unwrap_or_default(),
             data_dir,
         }
@@ -621,6 +660,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if pillarbox_codes::registry::Lang::from_tag(&self.queue.dsn_language).is_none() {
+            return Err(format!(
+                "key `queue.dsn_language`: {:?} is not one of en, zh, id, pt, ja, tr",
+                self.queue.dsn_language
+            ));
+        }
+        if self.queue.retry_min.0.is_zero() || self.queue.retry_max.0 < self.queue.retry_min.0 {
+            return Err(
+                "keys `queue.retry_min` and `queue.retry_max`: retry_min must be above zero and not above retry_max".into(),
+            );
+        }
+        if self.queue.lifetime.0.is_zero() {
+            return Err("key `queue.lifetime`: must be above zero".into());
+        }
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(format!(
                 "key `hostname`: {:?} is not a host name",
@@ -684,6 +737,9 @@ impl Config {
             return Err(
                 "key `limits.recipients`: must be at least 1 (RFC 5321 asks for 100)".into(),
             );
+        }
+        if l.hops == 0 {
+            return Err("key `limits.hops`: must be at least 1 (RFC 5321 6.3 asks for 100)".into());
         }
         if l.command_line < 512 {
             return Err(
@@ -1084,6 +1140,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.command_line"), "{e}");
+        let e = Config::parse("[limits]\nhops = 0\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.hops"), "{e}");
     }
 
     #[test]

@@ -88,8 +88,8 @@ pub(crate) struct Shared {
     pub(crate) disk: Arc<DiskWatch>,
     /// Read at each handshake; a reload replaces it.
     pub(crate) tls: Option<SwappableAcceptor>,
-    /// Group commit of finished messages (`[storage] group_commit`).
-    pub(crate) committer: Option<pillarbox_store::group_commit::GroupCommitter>,
+    /// The queue, its group committer and its worker's wake-up.
+    pub(crate) delivery: crate::delivery::Delivery,
     pub(crate) started: Instant,
     pub(crate) open_sessions: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
@@ -194,6 +194,11 @@ impl Shared {
             .clone()
     }
 
+    /// The aliases file, as read now.
+    pub(crate) fn aliases(&self) -> Arc<Aliases> {
+        self.parts.aliases.clone()
+    }
+
     /// A session id, unique across restarts: microseconds since the epoch and a counter.
     pub fn session_id(&self) -> String {
         let n = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -238,16 +243,38 @@ impl Server {
             clock: Arc::new(SystemClock),
             telemetry: Arc::new(LogTelemetry),
         };
-        let committer = if cfg.storage.group_commit {
-            Some(
-                pillarbox_store::group_commit::GroupCommitter::start(cfg.storage.commit_batch)
-                    .map_err(|e| {
-                        StartError::Init(format!("cannot start the commit thread: {e}"))
-                    })?,
-            )
+        let queue_dir = cfg.data_dir.join("queue");
+        let queue =
+            pillarbox_queue::Queue::open(&queue_dir, store.spool_dir(), cfg.storage.modes().file)
+                .map_err(|e| {
+                StartError::Init(format!(
+                    "cannot open the queue in {}: {e}",
+                    queue_dir.display()
+                ))
+            })?;
+        // A body the journal does not name never got its 250: its client
+        // still has the message.
+        let swept = store
+            .clear_spool_except(|name| queue.contains(name))
+            .map_err(|source| StartError::DataDir {
+                path: store.spool_dir().display().to_string(),
+                source,
+            })?;
+        if swept > 0 || !queue.is_empty() {
+            tracing::info!(
+                queued = queue.len(),
+                removed_unacknowledged = swept,
+                "queue opened"
+            );
+        }
+        // Without group commit, each message commits on its own.
+        let max_batch = if cfg.storage.group_commit {
+            cfg.storage.commit_batch
         } else {
-            None
+            1
         };
+        let delivery = crate::delivery::Delivery::new(Arc::new(queue), max_batch)
+            .map_err(|e| StartError::Init(format!("cannot start the commit thread: {e}")))?;
         // Kept in the state store: an unknown name's SCRAM salt and decoy
         // cost stay the same across restarts, as a real user's do.
         let mut random = vec![0u8; 32];
@@ -272,7 +299,7 @@ impl Server {
                 parts,
                 services,
                 disk,
-                committer,
+                delivery,
                 store,
                 tls,
                 started: Instant::now(),
@@ -311,6 +338,7 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(purge_loop(self.shared.clone(), shutdown.clone()));
         tasks.spawn(tls_watch_loop(self.shared.clone(), shutdown.clone()));
+        tasks.spawn(crate::delivery::run(self.shared.clone(), shutdown.clone()));
         for (listener, listen) in self.listeners {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();

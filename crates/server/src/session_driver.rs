@@ -18,6 +18,8 @@ use pillarbox_proto::sasl::Mechanism;
 use pillarbox_proto::session::AuthPolicy;
 use pillarbox_proto::spare;
 use pillarbox_proto::{Event, Input, Question, Session, SessionConfig};
+use pillarbox_proto::{ForwardPath, ReversePath};
+use pillarbox_queue::{Message, Recipient, Target};
 use pillarbox_store::{IncomingMessage, MailboxAddr, StoreError};
 
 use crate::auth::AfterFailure;
@@ -212,6 +214,7 @@ impl Driver {
             max_message_size: cfg.limits.message_size.0,
             max_recipients: cfg.limits.recipients,
             max_errors: cfg.limits.errors,
+            max_hops: cfg.limits.hops,
             max_line: cfg.limits.command_line,
             starttls: shared.tls.is_some(),
             tls: false,
@@ -595,7 +598,9 @@ impl Driver {
 
     fn begin_message(&mut self) -> Result<(), Reply> {
         self.messages += 1;
-        self.queue_id = format!("{}.{}", self.id, self.messages);
+        // Letters and digits only: it names the body file and is part of
+        // each Maildir copy's name.
+        self.queue_id = format!("{}Q{}", self.id, self.messages);
         self.msg_error = None;
         let mut msg = match self.shared.store.begin(&self.queue_id) {
             Ok(m) => m,
@@ -683,85 +688,181 @@ impl Driver {
             msg.abort();
             return Err(Row::LocalError.reply());
         };
+        let (sh, rt) = (&*self.shared, &*self.rt);
+        // One queue recipient per distinct mailbox, in the order given (a
+        // recipient whose aliases name a mailbox twice gets one copy).
         let mut boxes: Vec<MailboxAddr> = Vec::new();
-        for mb in tx.rcpts.iter().flat_map(|r| &r.data) {
-            if !boxes.contains(mb) {
+        let mut rcpts: Vec<Recipient> = Vec::new();
+        for r in &tx.rcpts {
+            for mb in &r.data {
+                if boxes.contains(mb) {
+                    continue;
+                }
                 boxes.push(mb.clone());
+                let address = match &r.to {
+                    ForwardPath::Postmaster => "postmaster".to_string(),
+                    ForwardPath::Mailbox(m) => m.to_string(),
+                };
+                let mut rcpt = Recipient::new(
+                    address,
+                    Target::Local {
+                        domain: mb.domain.clone(),
+                        user: mb.user.clone(),
+                    },
+                );
+                // RFC 3461 4.1, 4.2: what the sender asked to hear of, and
+                // the address it gave, travel with the recipient.
+                if let Some(n) = r.params.notify {
+                    rcpt.notify = pillarbox_queue::Notify {
+                        success: n.success,
+                        failure: n.failure,
+                        delay: n.delay,
+                    };
+                }
+                rcpt.orcpt = r
+                    .params
+                    .orcpt
+                    .as_ref()
+                    .map(|o| (o.addr_type.clone(), o.address.clone()));
+                rcpts.push(rcpt);
             }
         }
-        let from = tx.from.to_string();
-        let timeout = self.rt.cfg.limits.commit_timeout.0;
-        let n = boxes.len();
-        // All or nothing: a mailbox that can no longer take the message defers it for every recipient.
         let stored = msg.stored_size();
-        let (sh, rt) = (&*self.shared, &*self.rt);
-        // A lock set, or a quota filled, while the message was coming in still counts.
+        // A lock set, or a quota filled, while the message was coming in
+        // still counts: each mailbox is asked again, with the stored size.
         let cx = DataCx {
             session: self.info(),
             from: &tx.from,
             mailboxes: &boxes,
             size: stored,
         };
-        if let Err(r) = rt.policies.delivery(&sh.services, cx).await.into_result() {
+        let decisions = match rt.policies.delivery(&sh.services, cx).await {
+            Ok(d) => d,
+            Err(r) => {
+                msg.abort();
+                return Err(r);
+            }
+        };
+        // The room in each accepted mailbox is reserved now: messages that
+        // end together cannot overshoot a quota between here and the copy.
+        let users = sh.services.users.current();
+        let verdicts: Vec<Result<bool, Reply>> = decisions
+            .into_iter()
+            .zip(&boxes)
+            .map(|(d, mb)| match d {
+                Decision::Continue(()) => rt.quotas.reserve(&users, mb, stored),
+                Decision::Refuse(r) | Decision::Defer(r) => Err(r),
+            })
+            .collect();
+        if verdicts.iter().all(Result::is_err) {
+            // Every recipient refused: the reply says why (a temporary
+            // reason first, so the client tries again for all of them).
             msg.abort();
-            return Err(r);
+            let mut refusals = verdicts.into_iter().filter_map(Result::err);
+            let first = refusals.next().unwrap_or_else(|| Row::LocalError.reply());
+            let temporary = std::iter::once(first.clone())
+                .chain(refusals)
+                .find(|r| r.class() == ReplyClass::TransientNegative);
+            return Err(temporary.unwrap_or(first));
         }
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        // Shared by the session (its log line), the commit and the accounting,
-        // not copied for each.
-        let boxes: Arc<[MailboxAddr]> = boxes.into();
-        let (shared, rt, landed_in) = (self.shared.clone(), self.rt.clone(), boxes.clone());
-        let done: pillarbox_store::group_commit::Done = Box::new(move |r| {
-            // Counted where the commit ran (a blocking thread, not the
-            // session's), before the session hears of it; so a commit that
-            // lands after its 451 (limits.commit_timeout) is counted too, or
-            // the quota would undercount for good.
-            if let Ok(done) = &r {
-                landed(&shared, &rt, &landed_in, done.stored_size);
+        let now = sh.services.clock.now();
+        let from = match &tx.from {
+            ReversePath::Null => String::new(),
+            ReversePath::Mailbox(m) => m.to_string(),
+        };
+        let mut envelope = Message {
+            id: self.queue_id.clone(),
+            arrival: now,
+            sender: from,
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.map(|r| match r {
+                pillarbox_proto::Ret::Full => pillarbox_queue::Ret::Full,
+                pillarbox_proto::Ret::Hdrs => pillarbox_queue::Ret::Hdrs,
+            }),
+            size: stored,
+            wire_size: msg.wire_size(),
+            session: self.id.clone(),
+            held: false,
+            rcpts,
+        };
+        // Refused at the end of data while others were accepted: they wait
+        // in the queue (or fail) and the sender hears of them by DSN.
+        let mut reserved = Vec::new();
+        for (i, v) in verdicts.iter().enumerate() {
+            match v {
+                Ok(held) => {
+                    if *held {
+                        reserved.push(i);
+                    }
+                }
+                Err(reply) => {
+                    crate::delivery::outcome(rt, &mut envelope, i, now, Err(reply.clone()));
+                }
             }
-            let _ = tx.send(r);
+        }
+        let refused = boxes.len() - verdicts.iter().filter(|v| v.is_ok()).count();
+        let timeout = self.rt.cfg.limits.commit_timeout.0;
+        let (done_tx, mut rx) = tokio::sync::oneshot::channel();
+        let done: pillarbox_queue::commit::Done = Box::new(move |r| {
+            let _ = done_tx.send(r);
         });
-        match &self.shared.committer {
-            // Group commit: this message shares its syncs with the others ending now.
-            Some(c) => c.submit(msg, boxes.clone(), done),
-            None => {
-                let boxes = boxes.clone();
-                tokio::task::spawn_blocking(move || done(msg.commit(&boxes)));
+        self.shared.delivery.committer.submit(msg, envelope, done);
+        let shared = self.shared.clone();
+        let rt = self.rt.clone();
+        let queue_id = self.queue_id.clone();
+        // What a commit's outcome means, whenever it comes: a message in the
+        // queue goes to its worker (with the room reserved for it); one that
+        // is not gives the room back.
+        let settle = move |r: &Result<pillarbox_store::Kept, StoreError>| match r {
+            Ok(kept) => {
+                shared.disk.consumed(kept.stored_size);
+                for &i in &reserved {
+                    shared.delivery.note_reserved(&queue_id, i);
+                }
+                shared.delivery.deliver_now(queue_id.clone());
             }
-        }
+            Err(_) => {
+                shared.disk.invalidate();
+                for &i in &reserved {
+                    rt.quotas.release(&boxes[i], stored);
+                }
+            }
+        };
         match tokio::time::timeout(timeout, &mut rx).await {
-            Ok(Ok(Ok(done))) => {
-                self.delivered += 1;
-                // The recipients are written out only when the event is
-                // logged (not at `warn`), and without a string of their own.
-                tracing::info!(queue_id = %self.queue_id, from = %from, to = %Joined(&boxes), rcpts = n, size, stored = done.stored_size, "delivered");
-                Ok(self.queue_id.clone())
-            }
-            Ok(Ok(Err(e))) => {
-                self.shared.disk.invalidate();
-                tracing::warn!(queue_id = %self.queue_id, error = %e, "delivery failed");
-                Err(store_reply(&e))
+            Ok(Ok(r)) => {
+                settle(&r);
+                match r {
+                    Ok(kept) => {
+                        self.delivered += 1;
+                        tracing::info!(queue_id = %self.queue_id, from = %tx.from, rcpts = tx.rcpts.len(), refused, size, stored = kept.stored_size, "queued");
+                        Ok(self.queue_id.clone())
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue_id = %self.queue_id, error = %e, "queue commit failed");
+                        Err(store_reply(&e))
+                    }
+                }
             }
             Ok(Err(e)) => {
-                tracing::error!(queue_id = %self.queue_id, error = %e, "delivery was dropped before it finished");
+                tracing::error!(queue_id = %self.queue_id, error = %e, "queue commit was dropped before it finished");
                 Err(Row::LocalError.reply())
             }
             Err(_) => {
-                tracing::error!(queue_id = %self.queue_id, "delivery took longer than limits.commit_timeout");
+                tracing::error!(queue_id = %self.queue_id, "queue commit took longer than limits.commit_timeout");
                 // The commit cannot be called back and goes on; if it lands,
-                // `done` has counted it. Say what became of it.
-                let shared = self.shared.clone();
+                // the message is queued and delivered. Say what became of it.
                 let queue_id = self.queue_id.clone();
                 tokio::spawn(async move {
-                    match rx.await {
-                        Ok(Ok(done)) => {
-                            tracing::warn!(queue_id = %queue_id, stored = done.stored_size, "delivered after its 451 (limits.commit_timeout); the client may send it again");
+                    if let Ok(r) = rx.await {
+                        settle(&r);
+                        match r {
+                            Ok(_) => {
+                                tracing::warn!(queue_id = %queue_id, "queued after its 451 (limits.commit_timeout); the client may send it again")
+                            }
+                            Err(e) => {
+                                tracing::warn!(queue_id = %queue_id, error = %e, "queue commit failed after its 451 (limits.commit_timeout)")
+                            }
                         }
-                        Ok(Err(e)) => {
-                            shared.disk.invalidate();
-                            tracing::warn!(queue_id = %queue_id, error = %e, "delivery failed after its 451 (limits.commit_timeout)");
-                        }
-                        Err(_) => {}
                     }
                 });
                 Err(Row::LocalError.reply())
@@ -794,31 +895,10 @@ impl Driver {
     }
 }
 
-/// Mailboxes displayed comma-separated (a log field).
-struct Joined<'a>(&'a [MailboxAddr]);
-
-impl std::fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{b}")?;
-        }
-        Ok(())
-    }
-}
-
 /// A committed message's accounting: each limited mailbox's `maildirsize`,
 /// and the free-space estimate (one file, however many recipients: hard links).
-fn landed(sh: &Shared, rt: &Settings, boxes: &[MailboxAddr], stored: u64) {
-    rt.quotas
-        .record_delivery(&sh.services.users.current(), boxes, stored);
-    sh.disk.consumed(stored);
-}
-
 /// Local storage trouble is temporary: 4xx, never 5xx.
-fn store_reply(e: &StoreError) -> Reply {
+pub(crate) fn store_reply(e: &StoreError) -> Reply {
     if e.is_no_space() {
         Row::InsufficientStorage.reply()
     } else {

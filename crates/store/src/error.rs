@@ -69,9 +69,9 @@ impl StoreError {
         matches!(self, StoreError::NoSpace { .. })
     }
 
-    /// Wraps an I/O error from operation `op` on `path`. Every I/O error in the crate
+    /// Wraps an I/O error from operation `op` on `path`. Every I/O error in the store (and the queue)
     /// goes through here so that a full disk is always recognised, whichever call hit it.
-    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => StoreError::NoSpace {
                 path: path.to_path_buf(),

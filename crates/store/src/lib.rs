@@ -13,7 +13,6 @@ pub mod dir_sync;
 pub mod disk;
 pub mod error;
 pub mod greylist;
-pub mod group_commit;
 pub mod maildir;
 pub mod password;
 pub mod quota;
@@ -22,7 +21,9 @@ pub mod users;
 
 pub use disk::{space, DiskSpace};
 pub use error::StoreError;
-pub use maildir::{Delivered, IncomingMessage, MailboxAddr, MaildirStore, Modes};
+pub use maildir::{
+    persist_batch, Delivered, IncomingMessage, Kept, MailboxAddr, MaildirStore, Modes, Placed,
+};
 pub use users::{UserDirectory, UserEntry, UserFileError};
 
 /// `flock(2)` on `file`, exclusive, retried when a signal interrupts it; with

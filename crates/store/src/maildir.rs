@@ -157,6 +157,10 @@ pub struct MaildirStore {
     _lock: Arc<DataDirLock>,
 }
 
+/// Where message bodies are written as they arrive and kept while queued,
+/// relative to the data directory.
+pub const SPOOL_DIR: &str = "queue/messages";
+
 /// The name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "pillarbox.lock";
 
@@ -255,11 +259,16 @@ impl MaildirStore {
     /// remnant of a crash before the `250`, and its client still has the message.
     pub fn open(data_dir: &Path, hostname: &str, modes: Modes) -> Result<Self, StoreError> {
         let mail_dir = data_dir.join("mail");
-        let spool_dir = data_dir.join("spool");
+        let spool_dir = data_dir.join(SPOOL_DIR);
         ensure_dir(&mail_dir, modes.dir)?;
         ensure_dir(&spool_dir, modes.dir)?;
         let lock = DataDirLock::take(data_dir)?;
-        clear_spool(&spool_dir)?;
+        // The spool of the releases before the queue: what is left there is a
+        // crash's remnant whose client never got its 250.
+        let legacy = data_dir.join("spool");
+        if legacy.is_dir() {
+            clear_spool(&legacy, |_| false)?;
+        }
         Ok(MaildirStore {
             data_dir: data_dir.to_path_buf(),
             mail_dir: mail_dir.into(),
@@ -270,6 +279,100 @@ impl MaildirStore {
             dir_syncs: Default::default(),
             modes,
         })
+    }
+
+    /// The directory message bodies are spooled and queued in
+    /// (`<data_dir>/queue/messages`).
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    /// Removes every spool file for which `keep` (given the file name) says
+    /// no: at start, the queue keeps the bodies it holds and the rest are
+    /// remnants of messages that never got their 250. Returns how many went.
+    pub fn clear_spool_except(&self, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
+        clear_spool(&self.spool_dir, keep)
+    }
+
+    /// The Maildir name of a queued message's copy for one recipient,
+    /// `<secs>.<unique>.<host>,S=<stored>,W=<wire>`. The same message and
+    /// recipient always get the same name (`unique` is made of the queue id
+    /// and the recipient), so a delivery replayed after a crash finds the copy
+    /// it already made instead of making a second one.
+    pub fn queued_name(&self, secs: u64, unique: &str, stored: u64, wire: u64) -> String {
+        format!("{secs}.{unique}.{},S={stored},W={wire}", self.name_host)
+    }
+
+    /// Places the queued body `body` into `rcpt`'s `new/` as `name` (a hard
+    /// link; a copy when the Maildir is on another filesystem), creating the
+    /// Maildir when missing. Does not sync `new/`: see [`Self::sync_new_dirs`].
+    ///
+    /// When a message of that name is already in `new/`, or in `cur/` (read
+    /// by a client since, with its `:2,` flags), this is a replay of a
+    /// delivery that happened: nothing is placed and
+    /// [`Placed::already`] says so. `cur/` is looked at only when
+    /// `look_in_cur` (a replay after a restart): a delivery in the normal
+    /// course cannot have a copy there.
+    pub fn place_named(
+        &self,
+        body: &Path,
+        rcpt: &MailboxAddr,
+        name: &str,
+        look_in_cur: bool,
+    ) -> Result<Placed, StoreError> {
+        rcpt.validate()?;
+        let maildir = self.maildir_path(rcpt);
+        if look_in_cur && in_cur(&maildir, name) {
+            return Ok(Placed {
+                path: maildir.join("cur").join(name),
+                already: true,
+            });
+        }
+        let dest = maildir.join("new").join(name);
+        let link = |dest: &Path| match fs::hard_link(body, dest) {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+            Err(e) => Err(e),
+        };
+        let placed = match link(&dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                ["cur", "new", "tmp"]
+                    .iter()
+                    .try_for_each(|sub| ensure_dir(&maildir.join(sub), self.modes.dir))?;
+                link(&dest)
+            }
+            other => other,
+        };
+        match placed {
+            Ok(already) => Ok(Placed {
+                path: dest,
+                already,
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                if dest.exists() {
+                    return Ok(Placed {
+                        path: dest,
+                        already: true,
+                    });
+                }
+                let file =
+                    File::open(body).map_err(|e| StoreError::io("open queued message", body, e))?;
+                let path = copy_into(&file, &maildir, name, self.modes.file)?;
+                Ok(Placed {
+                    path,
+                    already: false,
+                })
+            }
+            Err(e) => Err(StoreError::io("link message into", &dest, e)),
+        }
+    }
+
+    /// Makes the entries placed at `paths` durable: one fsync of each
+    /// distinct directory, shared with the other deliveries into it that end
+    /// now (see [`crate::dir_sync`]).
+    pub fn sync_new_dirs(&self, paths: &[&Path]) -> Result<(), StoreError> {
+        let dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+        sync_dirs(&dir_tickets(&dirs, &self.dir_syncs))
     }
 
     /// The quota usage of Maildirs, cached while their `maildirsize` is unchanged.
@@ -341,6 +444,98 @@ impl MaildirStore {
             lf: LfConverter::default(),
         })
     }
+}
+
+/// Where [`MaildirStore::place_named`] put a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The message file in the recipient's Maildir.
+    pub path: PathBuf,
+    /// It was there before (a replayed delivery): nothing was placed now.
+    pub already: bool,
+}
+
+/// Is a message named `name` (with any `:2,` flags) in `<maildir>/cur`?
+fn in_cur(maildir: &Path, name: &str) -> bool {
+    let Ok(entries) = fs::read_dir(maildir.join("cur")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let n = e.file_name();
+        let n = n.as_encoded_bytes();
+        n.starts_with(name.as_bytes()) && matches!(n.get(name.len()), None | Some(b':'))
+    })
+}
+
+/// A message body made durable in the spool by [`persist_batch`]: it stays
+/// there (the queue holds it) until the queue removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The body file.
+    pub path: PathBuf,
+    /// Bytes on disk (LF line ends): the `S=` of Maildir names.
+    pub stored_size: u64,
+    /// Size with CRLF line ends: the `W=`.
+    pub wire_size: u64,
+}
+
+/// Makes several messages' bodies durable together and keeps them in the
+/// spool: each file written out and fsync'd (data, size; concurrently), then
+/// the spool directory fsync'd once for the whole batch, so every name is
+/// findable after a power cut. Results come back in the batch's order; a
+/// message that failed has its file removed.
+pub fn persist_batch(batch: Vec<IncomingMessage>) -> Vec<Result<Kept, StoreError>> {
+    let mut results: Vec<Option<Result<Kept, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let mut msgs: Vec<(usize, IncomingMessage)> = Vec::with_capacity(batch.len());
+    let mut files: Vec<File> = Vec::with_capacity(batch.len());
+    for (i, mut msg) in batch.into_iter().enumerate() {
+        match msg.written_file() {
+            Ok(f) => {
+                files.push(f);
+                msgs.push((i, msg));
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let written: Vec<(&File, &Path)> = files
+        .iter()
+        .zip(msgs.iter().map(|(_, m)| m.spool.as_path()))
+        .collect();
+    let mut synced = sync_spool_files(&written);
+    if synced.is_ok() {
+        if let Some((_, m)) = msgs.first() {
+            let dirs: Vec<&Path> = m.spool.parent().into_iter().collect();
+            synced = sync_dirs(&dir_tickets(&dirs, &m.dir_syncs));
+        }
+    }
+    drop(files);
+    for (i, mut msg) in msgs {
+        results[i] = Some(match &synced {
+            Ok(()) => {
+                // Kept: the drop no longer removes it.
+                msg.spool_exists = false;
+                Ok(Kept {
+                    path: msg.spool.clone(),
+                    stored_size: msg.lf.stored,
+                    wire_size: msg.lf.wire,
+                })
+            }
+            Err(e) => Err(e.clone_for_batch()),
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StoreError::io(
+                    "persist batch",
+                    Path::new("?"),
+                    io::Error::other("lost"),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The result of a successful [`IncomingMessage::commit`].
@@ -501,92 +696,6 @@ impl IncomingMessage {
         }
         Ok(placed)
     }
-}
-
-/// Commits several messages together (group commit): their spool files are
-/// written out, then synced, each is linked into its recipients' `new/`, and
-/// each distinct `new/` is synced once for the whole batch. Only then is any message reported delivered,
-/// so no message gets its 250 before its own bytes and entries are on disk,
-/// and sessions whose messages end together share the cost of the syncs.
-///
-/// Every spool file is fsync'd and every distinct `new/` fsync'd, all after
-/// the whole batch was written. Results come back in the batch's order.
-pub fn commit_batch(
-    batch: Vec<(IncomingMessage, Arc<[MailboxAddr]>)>,
-) -> Vec<Result<Delivered, StoreError>> {
-    let mut results: Vec<Option<Result<Delivered, StoreError>>> =
-        (0..batch.len()).map(|_| None).collect();
-    let mut msgs: Vec<(usize, IncomingMessage, Arc<[MailboxAddr]>)> =
-        Vec::with_capacity(batch.len());
-    let mut files: Vec<File> = Vec::new();
-    // Phase 1: write out.
-    for (i, (mut msg, rcpts)) in batch.into_iter().enumerate() {
-        match msg.written_file() {
-            Ok(f) => {
-                files.push(f);
-                msgs.push((i, msg, rcpts));
-            }
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    // Phase 2: every spool file (its data and its inode), durable.
-    let written: Vec<(&File, &Path)> = files
-        .iter()
-        .zip(msgs.iter().map(|(_, m, _)| m.spool.as_path()))
-        .collect();
-    if let Err(e) = sync_spool_files(&written) {
-        for (i, _, _) in &msgs {
-            results[*i] = Some(Err(e.clone_for_batch()));
-        }
-        msgs.clear();
-    }
-    // Phase 3: link into new/ (a copy onto another filesystem reads through
-    // the open file, so the files stay open until then).
-    let mut placed_all: Vec<(usize, IncomingMessage, Vec<PathBuf>)> =
-        Vec::with_capacity(msgs.len());
-    for ((i, msg, rcpts), file) in msgs.into_iter().zip(&files) {
-        match msg.place_all(file, &rcpts) {
-            Ok(placed) => placed_all.push((i, msg, placed)),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    // Phase 4: the new directory entries, durable.
-    let dirs: Vec<&Path> = placed_all
-        .iter()
-        .flat_map(|(_, _, placed)| placed.iter().filter_map(|p| p.parent()))
-        .collect();
-    let synced = match placed_all.first() {
-        Some((_, msg, _)) => sync_dirs(&dir_tickets(&dirs, &msg.dir_syncs)),
-        None => Ok(()),
-    };
-    // Phase 5: report, and drop the spool files (their job is done either way).
-    for (i, mut msg, placed) in placed_all {
-        results[i] = Some(match &synced {
-            Ok(()) => Ok(Delivered {
-                paths: placed,
-                stored_size: msg.lf.stored,
-                wire_size: msg.lf.wire,
-            }),
-            Err(e) => {
-                unplace(&placed);
-                Err(e.clone_for_batch())
-            }
-        });
-        msg.discard();
-    }
-    drop(files);
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(StoreError::io(
-                    "group commit",
-                    Path::new("?"),
-                    io::Error::other("lost"),
-                ))
-            })
-        })
-        .collect()
 }
 
 /// Threads a batch's syncs are spread over: concurrent syncs share journal
@@ -1021,29 +1130,29 @@ fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes every file in the spool. Subdirectories are left alone: we never create
 /// them, so they are someone else's.
-fn clear_spool(spool_dir: &Path) -> Result<(), StoreError> {
+fn clear_spool(spool_dir: &Path, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
     let entries =
         fs::read_dir(spool_dir).map_err(|e| StoreError::io("read spool", spool_dir, e))?;
-    let mut removed = false;
+    let mut removed = 0;
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io("read spool", spool_dir, e))?;
         let path = entry.path();
         let file_type = entry
             .file_type()
             .map_err(|e| StoreError::io("stat spool file", &path, e))?;
-        if file_type.is_dir() {
+        if file_type.is_dir() || entry.file_name().to_str().is_some_and(&keep) {
             continue;
         }
         match fs::remove_file(&path) {
-            Ok(()) => removed = true,
+            Ok(()) => removed += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io("remove spool file", &path, e)),
         }
     }
-    if removed {
+    if removed > 0 {
         fsync_dir(spool_dir)?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -1113,10 +1222,7 @@ mod tests {
         let (_dir, store) = store();
         let mut msg = store.begin("q1").expect("begin");
         msg.write(&vec![b'x'; WRITE_BUFFER * 2]).expect("write");
-        assert_eq!(
-            spool_entries(&store),
-            vec![store.data_dir().join("spool/q1")]
-        );
+        assert_eq!(spool_entries(&store), vec![store.spool_dir().join("q1")]);
         let delivered = msg.commit(&[rcpt("alice")]).expect("commit");
         assert_eq!(
             fs::read(&delivered.paths[0]).expect("read").len(),
@@ -1139,7 +1245,7 @@ mod tests {
     }
 
     fn spool_entries(store: &MaildirStore) -> Vec<PathBuf> {
-        entries(&store.data_dir().join("spool"))
+        entries(store.spool_dir())
     }
 
     fn new_entries(store: &MaildirStore, user: &str) -> Vec<PathBuf> {
@@ -1360,15 +1466,58 @@ mod tests {
     }
 
     #[test]
-    fn open_removes_leftover_spool_files() {
+    fn open_removes_what_the_spool_of_earlier_releases_left() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = dir.path().join("spool");
         fs::create_dir_all(&spool).expect("mkdir spool");
         fs::write(spool.join("crashed-1"), b"half a message").expect("write");
         fs::write(spool.join("crashed-2"), b"").expect("write");
-        let store = MaildirStore::open(dir.path(), "mx", Modes::default()).expect("open");
-        assert!(spool_entries(&store).is_empty());
+        MaildirStore::open(dir.path(), "mx", Modes::default()).expect("open");
+        assert!(entries(&spool).is_empty());
         assert!(dir.path().join("mail").is_dir());
+    }
+
+    #[test]
+    fn the_spool_sweep_keeps_what_the_queue_names_and_removes_the_rest() {
+        let (_dir, store) = store();
+        fs::write(store.spool_dir().join("queued"), b"a message\n").expect("write");
+        fs::write(store.spool_dir().join("crashed"), b"half a").expect("write");
+        assert_eq!(
+            store.clear_spool_except(|n| n == "queued").expect("sweep"),
+            1
+        );
+        assert_eq!(
+            spool_entries(&store),
+            vec![store.spool_dir().join("queued")]
+        );
+    }
+
+    #[test]
+    fn persisted_bodies_stay_in_the_spool_and_a_named_copy_is_recognised_on_replay() {
+        let (_dir, store) = store();
+        let mut msg = store.begin("Q1").expect("begin");
+        msg.write(b"Subject: x\r\n\r\nbody\r\n").expect("write");
+        let kept = persist_batch(vec![msg]).pop().expect("one").expect("kept");
+        assert_eq!(kept.path, store.spool_dir().join("Q1"));
+        assert!(kept.path.exists(), "kept after the message is dropped");
+        let name = store.queued_name(1, "Q1R0", kept.stored_size, kept.wire_size);
+        let first = store
+            .place_named(&kept.path, &rcpt("alice"), &name, false)
+            .expect("place");
+        assert!(!first.already);
+        store.sync_new_dirs(&[first.path.as_path()]).expect("sync");
+        let again = store
+            .place_named(&kept.path, &rcpt("alice"), &name, false)
+            .expect("place again");
+        assert!(again.already, "the same name is not placed twice");
+        // Read by a client since: moved to cur/ with flags.
+        let maildir = store.maildir_path(&rcpt("alice"));
+        fs::rename(&first.path, maildir.join("cur").join(format!("{name}:2,S"))).expect("move");
+        let replay = store
+            .place_named(&kept.path, &rcpt("alice"), &name, true)
+            .expect("replay");
+        assert!(replay.already, "found in cur/");
+        assert!(new_entries(&store, "alice").is_empty());
     }
 
     #[test]
@@ -1377,7 +1526,7 @@ mod tests {
         let data = dir.path().join("a/b/data");
         let store = MaildirStore::open(&data, "mx", Modes::default()).expect("open");
         assert!(data.join("mail").is_dir());
-        assert!(data.join("spool").is_dir());
+        assert!(data.join("queue/messages").is_dir());
         assert_eq!(store.data_dir(), data);
     }
 
@@ -1467,7 +1616,7 @@ mod tests {
         // The EXDEV fallback, run directly: a second filesystem is not available
         // everywhere the tests run.
         let (dir, _store) = store();
-        let spool = dir.path().join("spool/q1");
+        let spool = dir.path().join("queue/messages/q1");
         fs::write(&spool, b"body\n").expect("write");
         let maildir = dir.path().join("Maildir");
         for sub in ["cur", "new", "tmp"] {

@@ -439,10 +439,15 @@ const APPEND_TURNS: usize = 32;
 /// `maildirsize` is exactly as it was (same file, length and times): a check
 /// costs one `stat` instead of reading the file, and every other writer
 /// (Dovecot appending an expunge, rewriting the file) is noticed by the stamp.
-/// The figures' lock is held only in memory, never across a file operation.
+/// The figures' lock is held only in memory, never across a file operation;
+/// the reservations' lock is held across the usage read of
+/// [`UsageCache::reserve`] (check and reservation must be one step).
 #[derive(Debug)]
 pub struct UsageCache {
     entries: Mutex<std::collections::HashMap<std::path::PathBuf, Cached>>,
+    /// What is committed to the queue for each Maildir and not in it yet
+    /// (see [`UsageCache::reserve`]).
+    pending: Mutex<std::collections::HashMap<std::path::PathBuf, Usage>>,
     appends: [Turn; APPEND_TURNS],
     /// The mode of a `maildirsize` this cache creates (`[storage] file_mode`).
     file_mode: u32,
@@ -507,6 +512,7 @@ impl UsageCache {
     pub fn with_file_mode(file_mode: u32) -> Self {
         UsageCache {
             entries: Mutex::default(),
+            pending: Mutex::default(),
             appends: Default::default(),
             file_mode,
         }
@@ -524,6 +530,49 @@ impl UsageCache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         maildir.hash(&mut h);
         &self.appends[h.finish() as usize % APPEND_TURNS]
+    }
+
+    /// What is reserved for `maildir`: messages in the queue on their way in.
+    pub fn pending(&self, maildir: &Path) -> Usage {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(maildir)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Reserves room for one message of `bytes` in `maildir` if it fits
+    /// beside what is there and what is reserved already; `false` when it
+    /// would overflow `limit`. Check and reservation are one step, so
+    /// messages ending at the same time cannot together overshoot the quota.
+    /// Undone with [`Self::release`] once the message is in (and recorded)
+    /// or will not come.
+    pub fn reserve(&self, maildir: &Path, limit: &QuotaLimit, bytes: u64) -> io::Result<bool> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = self.usage(maildir, limit)?;
+        let p = pending.get(maildir).copied().unwrap_or_default();
+        u.bytes += p.bytes;
+        u.messages += p.messages;
+        if limit.would_exceed(u, bytes, 1) {
+            return Ok(false);
+        }
+        let e = pending.entry(maildir.to_path_buf()).or_default();
+        e.bytes += bytes;
+        e.messages += 1;
+        Ok(true)
+    }
+
+    /// Gives back a reservation made by [`Self::reserve`].
+    pub fn release(&self, maildir: &Path, bytes: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = pending.get_mut(maildir) {
+            e.bytes = e.bytes.saturating_sub(bytes);
+            e.messages = e.messages.saturating_sub(1);
+            if e.messages == 0 {
+                pending.remove(maildir);
+            }
+        }
     }
 
     /// [`usage`], from the cache while the file is unchanged.

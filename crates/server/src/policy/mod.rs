@@ -378,26 +378,44 @@ impl Policies {
     /// The end of data: the message checks, then each mailbox's checks that
     /// run again at delivery, with the stored size. All or nothing: one
     /// mailbox that can no longer take the message stops it for everyone.
-    pub async fn delivery(&self, s: &Services, cx: DataCx<'_>) -> Decision {
+    pub async fn delivery(&self, s: &Services, cx: DataCx<'_>) -> Result<Vec<Decision>, Reply> {
         for c in &self.data {
             let d = c.check(s, cx).await;
-            if let Some(d) = stopped(s, Stage::Data, c.name(), d) {
-                return d;
+            if let Some(Decision::Refuse(r) | Decision::Defer(r)) =
+                stopped::<()>(s, Stage::Data, c.name(), d)
+            {
+                return Err(r);
             }
         }
+        let mut decisions = Vec::with_capacity(cx.mailboxes.len());
         for mailbox in cx.mailboxes {
-            let rcx = RecipientCx {
-                session: cx.session,
-                from: cx.from,
-                mailbox,
-                size: cx.size,
-                stage: Stage::Delivery,
-            };
-            for c in self.recipient.iter().filter(|c| c.at_delivery()) {
-                let d = c.check(s, rcx).await;
-                if let Some(d) = stopped(s, Stage::Delivery, c.name(), d) {
-                    return d;
-                }
+            decisions.push(self.recheck(s, cx.session, cx.from, mailbox, cx.size).await);
+        }
+        Ok(decisions)
+    }
+
+    /// The recipient checks that run again when a message is delivered
+    /// (`at_delivery`), for one mailbox: at the end of data, and before each
+    /// attempt from the queue (a lock or a full quota found then defers it).
+    pub async fn recheck(
+        &self,
+        s: &Services,
+        session: SessionInfo<'_>,
+        from: &ReversePath,
+        mailbox: &MailboxAddr,
+        size: u64,
+    ) -> Decision {
+        let rcx = RecipientCx {
+            session,
+            from,
+            mailbox,
+            size,
+            stage: Stage::Delivery,
+        };
+        for c in self.recipient.iter().filter(|c| c.at_delivery()) {
+            let d = c.check(s, rcx).await;
+            if let Some(d) = stopped(s, Stage::Delivery, c.name(), d) {
+                return d;
             }
         }
         Decision::GO_ON

@@ -40,17 +40,18 @@ impl Quotas {
             return Ok(());
         }
         // A mailbox that does not exist yet holds nothing: `usage` says so.
-        match self
-            .store
-            .quota()
-            .usage(&self.store.maildir_path(mb), &limit)
-        {
+        let path = self.store.maildir_path(mb);
+        let usage = self.store.quota().usage(&path, &limit).map(|mut u| {
+            // What the queue holds for it counts: it is on its way in.
+            let p = self.store.quota().pending(&path);
+            u.bytes += p.bytes;
+            u.messages += p.messages;
+            u
+        });
+        match usage {
             Ok(u) if limit.would_exceed(u, bytes, 1) => {
                 tracing::info!(mailbox = %mb, used = u.bytes, messages = u.messages, adding = bytes, "over quota");
-                Err(match self.cfg.exceeded {
-                    QuotaExceeded::Temporary => Row::MailboxFull.reply(),
-                    QuotaExceeded::Permanent => Row::MailboxFullPermanent.reply(),
-                })
+                Err(self.full())
             }
             Ok(_) => Ok(()),
             Err(e) => {
@@ -58,6 +59,52 @@ impl Quotas {
                 tracing::warn!(mailbox = %mb, error = %e, "cannot read quota usage");
                 Ok(())
             }
+        }
+    }
+
+    /// Checks that a message of `bytes` fits in `mb` and reserves the room
+    /// until [`Self::release`] (after the delivery, or when it will not
+    /// happen): messages committed together cannot overshoot the quota.
+    /// `Ok(false)`: no limit, nothing reserved.
+    pub fn reserve(
+        &self,
+        users: &UserDirectory,
+        mb: &MailboxAddr,
+        bytes: u64,
+    ) -> Result<bool, Reply> {
+        let limit = limit_for(&self.cfg, users, mb);
+        if !limit.is_limited() {
+            return Ok(false);
+        }
+        match self
+            .store
+            .quota()
+            .reserve(&self.store.maildir_path(mb), &limit, bytes)
+        {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                tracing::info!(mailbox = %mb, adding = bytes, "over quota with what is queued for it");
+                Err(self.full())
+            }
+            Err(e) => {
+                tracing::warn!(mailbox = %mb, error = %e, "cannot read quota usage");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Gives back a reservation of [`Self::reserve`].
+    pub fn release(&self, mb: &MailboxAddr, bytes: u64) {
+        self.store
+            .quota()
+            .release(&self.store.maildir_path(mb), bytes);
+    }
+
+    /// The refusal of a full mailbox, as `[quota] exceeded` says.
+    fn full(&self) -> Reply {
+        match self.cfg.exceeded {
+            QuotaExceeded::Temporary => Row::MailboxFull.reply(),
+            QuotaExceeded::Permanent => Row::MailboxFullPermanent.reply(),
         }
     }
 

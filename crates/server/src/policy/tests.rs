@@ -201,7 +201,7 @@ async fn a_locked_mailbox_is_deferred_at_rcpt_and_again_at_delivery() {
     };
     assert_eq!(
         f.policies.delivery(&f.services, cx).await,
-        Decision::Defer(Row::MailboxUnavailable.reply())
+        Ok(vec![Decision::Defer(Row::MailboxUnavailable.reply())])
     );
     assert_eq!(
         f.rcpt(&c, None, "alice@example.test").await,

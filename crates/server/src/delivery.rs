@@ -1,0 +1,722 @@
+//! The queue's worker: it takes messages from the queue, tries their pending
+//! recipients, records each outcome, and sends the DSNs the outcomes call for.
+//!
+//! - Straight after a message's `250` the session hands its id over (the fast
+//!   path: the copy is in `new/` milliseconds later); once a second the
+//!   worker also takes every message whose next attempt is due; at start it
+//!   takes everything the queue holds (what was under way when the last
+//!   process stopped).
+//! - The local transport: the recipient checks that run again at delivery
+//!   (mailbox locked or disabled, quota, disk reserve) decide first; then the
+//!   body is hard-linked into `new/` under a name made of the queue id and
+//!   the recipient's index, and `new/` is fsync'd (shared by every delivery
+//!   of the batch). A replay after a crash finds a copy it made already by
+//!   that name (also in `cur/`, read since) and does not make a second.
+//! - A refusal for now defers the recipient (`[queue] retry_min` doubling up
+//!   to `retry_max`); a permanent one, or the end of `[queue] lifetime`,
+//!   fails it. When no recipient is pending any more, one DSN per kind goes
+//!   to the sender (failed; delivered, where NOTIFY asked for success); a
+//!   delay notice goes once a recipient has waited `[queue] delay_warning`.
+//!   A message from the null sender gets no DSN: its failure is logged and
+//!   reported to the postmaster instead.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+
+use pillarbox_codes::registry::Lang;
+use pillarbox_codes::{Reply, ReplyClass, Row};
+use pillarbox_proto::address::{parse_forward_path, parse_reverse_path};
+use pillarbox_proto::ReversePath;
+use pillarbox_queue::commit::Committer;
+use pillarbox_queue::dsn;
+use pillarbox_queue::{Message, Queue, QueueId, Recipient, Schedule, State, Target};
+use pillarbox_store::{MailboxAddr, StoreError};
+
+use crate::config::Config;
+use crate::policy::{Client, Decision, LocalRecipients, SessionInfo};
+use crate::server::{Settings, Shared};
+
+/// How many messages one pass of the worker takes at most.
+const BATCH: usize = 256;
+
+/// The queue, its committer, and the way to the worker.
+pub(crate) struct Delivery {
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) committer: Committer,
+    wake: mpsc::UnboundedSender<QueueId>,
+    wake_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueId>>>,
+    /// Recipients (queue id, index) whose quota room the session reserved at
+    /// the end of data; the worker gives it back after its first attempt.
+    reserved: Mutex<HashSet<(QueueId, usize)>>,
+    /// What the queue held at start: its first attempt also looks in `cur/`.
+    replayed: Mutex<HashSet<QueueId>>,
+}
+
+impl Delivery {
+    /// Around an opened queue; `max_batch` bounds a group commit.
+    pub(crate) fn new(queue: Arc<Queue>, max_batch: usize) -> std::io::Result<Self> {
+        let committer = Committer::start(queue.clone(), max_batch)?;
+        let (wake, rx) = mpsc::unbounded_channel();
+        let replayed = queue.all().into_iter().map(|m| m.id).collect();
+        Ok(Self {
+            queue,
+            committer,
+            wake,
+            wake_rx: Mutex::new(Some(rx)),
+            reserved: Mutex::new(HashSet::new()),
+            replayed: Mutex::new(replayed),
+        })
+    }
+
+    /// Asks the worker to try message `id` now (after its `250`).
+    pub(crate) fn deliver_now(&self, id: QueueId) {
+        let _ = self.wake.send(id);
+    }
+
+    /// Notes the quota room the session reserved for recipient `index` of `id`.
+    pub(crate) fn note_reserved(&self, id: &str, index: usize) {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((id.to_string(), index));
+    }
+
+    fn take_reserved(&self, id: &str, index: usize) -> bool {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(id.to_string(), index))
+    }
+
+    fn take_replayed(&self, id: &str) -> bool {
+        self.replayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+}
+
+/// The retry rules of `[queue]`.
+pub(crate) fn schedule(cfg: &Config) -> Schedule {
+    Schedule {
+        retry_min: cfg.queue.retry_min.0,
+        retry_max: cfg.queue.retry_max.0,
+        lifetime: cfg.queue.lifetime.0,
+        delay_warning: cfg.queue.delay_warning.0,
+    }
+}
+
+/// Runs the worker until `shutdown` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Some(mut rx) = shared
+        .delivery
+        .wake_rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
+        return;
+    };
+    // What the last process left: everything is tried once now.
+    let first: Vec<QueueId> = shared
+        .delivery
+        .queue
+        .all()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    for chunk in first.chunks(BATCH) {
+        attempt(&shared, chunk.to_vec(), true).await;
+    }
+    loop {
+        let mut ids = Vec::new();
+        tokio::select! {
+            got = rx.recv() => {
+                let Some(id) = got else { return };
+                ids.push(id);
+                while ids.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(id) => ids.push(id),
+                        Err(_) => break,
+                    }
+                }
+                attempt(&shared, ids, false).await;
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                let now = shared.services.clock.now();
+                let due = shared.delivery.queue.due(now);
+                for chunk in due.chunks(BATCH) {
+                    attempt(&shared, chunk.to_vec(), false).await;
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Tries every message of `ids` that is due: `all` takes every pending
+/// recipient whatever its next attempt says (at start, `queue retry`).
+pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) {
+    let rt = shared.settings();
+    let now = shared.services.clock.now();
+    let mut work: Vec<Message> = ids
+        .iter()
+        .filter_map(|id| shared.delivery.queue.claim(id, false))
+        .collect();
+    if work.is_empty() {
+        return;
+    }
+    // Which recipients go now, and where.
+    let mut plan: Vec<Placement> = Vec::new();
+    for (mi, m) in work.iter_mut().enumerate() {
+        let replay = shared.delivery.take_replayed(&m.id);
+        let from = sender_path(&m.sender);
+        for ri in 0..m.rcpts.len() {
+            let r = &m.rcpts[ri];
+            if !r.is_pending() || (!all && !replay && r.next_attempt > now) {
+                continue;
+            }
+            let mb = match &r.target {
+                Target::Local { domain, user } => MailboxAddr {
+                    domain: domain.clone(),
+                    user: user.clone(),
+                },
+                Target::Remote { .. } => {
+                    outcome(&rt, m, ri, now, Err(Row::RemoteNotAvailable.reply()));
+                    continue;
+                }
+            };
+            let reserved = shared.delivery.take_reserved(&m.id, ri);
+            if !reserved {
+                if let Err(reply) = recheck(shared, &rt, &from, &mb, m.size).await {
+                    outcome(&rt, m, ri, now, Err(reply));
+                    continue;
+                }
+            }
+            let holds_room = reserved
+                || match rt
+                    .quotas
+                    .reserve(&shared.services.users.current(), &mb, m.size)
+                {
+                    Ok(held) => held,
+                    Err(reply) => {
+                        outcome(&rt, m, ri, now, Err(reply));
+                        continue;
+                    }
+                };
+            let name =
+                shared
+                    .store
+                    .queued_name(m.arrival, &format!("{}R{ri}", m.id), m.size, m.wire_size);
+            plan.push(Placement {
+                message: mi,
+                rcpt: ri,
+                body: shared.delivery.queue.body_path(&m.id),
+                mailbox: mb,
+                name,
+                replay,
+                holds_room,
+                result: None,
+            });
+        }
+    }
+    // The file work, off the runtime: link each copy, then sync each `new/` once.
+    if !plan.is_empty() {
+        let store = shared.store.clone();
+        let placed = tokio::task::spawn_blocking(move || {
+            place(&store, &mut plan);
+            plan
+        })
+        .await;
+        match placed {
+            Ok(p) => plan = p,
+            Err(e) => {
+                tracing::error!(error = %e, "delivery thread failed");
+                for m in work {
+                    shared.delivery.queue.unclaim(&m.id);
+                }
+                return;
+            }
+        }
+    }
+    let users = shared.services.users.current();
+    for p in plan {
+        let m = &mut work[p.message];
+        match p.result {
+            Some(Ok(already)) => {
+                if !already {
+                    rt.quotas
+                        .record_delivery(&users, std::slice::from_ref(&p.mailbox), m.size);
+                }
+                tracing::info!(queue_id = %m.id, to = %p.mailbox, replayed = already, "delivered");
+                outcome(&rt, m, p.rcpt, now, Ok(()));
+            }
+            Some(Err(e)) => {
+                shared.disk.invalidate();
+                tracing::warn!(queue_id = %m.id, to = %p.mailbox, error = %e, "delivery failed");
+                outcome(
+                    &rt,
+                    m,
+                    p.rcpt,
+                    now,
+                    Err(crate::session_driver::store_reply(&e)),
+                );
+            }
+            None => outcome(&rt, m, p.rcpt, now, Err(Row::LocalError.reply())),
+        }
+        if p.holds_room {
+            rt.quotas.release(&p.mailbox, m.size);
+        }
+    }
+    for m in work {
+        let durable = notify(shared, &rt, m.clone(), now).await;
+        if let Err(e) = shared.delivery.queue.finish(durable.0, durable.1) {
+            tracing::error!(queue_id = %m.id, error = %e, "cannot record the delivery outcome");
+        }
+    }
+}
+
+/// One copy to place.
+struct Placement {
+    message: usize,
+    rcpt: usize,
+    body: PathBuf,
+    mailbox: MailboxAddr,
+    name: String,
+    replay: bool,
+    holds_room: bool,
+    /// `Ok(true)`: it was there already (a replay).
+    result: Option<Result<bool, StoreError>>,
+}
+
+/// Links every copy of `plan`, then syncs each `new/` touched (shared rounds).
+fn place(store: &pillarbox_store::MaildirStore, plan: &mut [Placement]) {
+    let mut fresh: Vec<PathBuf> = Vec::new();
+    let mut which: Vec<usize> = Vec::new();
+    for (i, p) in plan.iter_mut().enumerate() {
+        match store.place_named(&p.body, &p.mailbox, &p.name, p.replay) {
+            Ok(placed) => {
+                if placed.already {
+                    p.result = Some(Ok(true));
+                } else {
+                    fresh.push(placed.path);
+                    which.push(i);
+                }
+            }
+            Err(e) => p.result = Some(Err(e)),
+        }
+    }
+    let paths: Vec<&std::path::Path> = fresh.iter().map(PathBuf::as_path).collect();
+    let synced = store.sync_new_dirs(&paths);
+    for (i, path) in which.into_iter().zip(&fresh) {
+        plan[i].result = Some(match &synced {
+            Ok(()) => Ok(false),
+            Err(e) => {
+                // Not durable: taken back, tried again later.
+                let _ = std::fs::remove_file(path);
+                Err(StoreError::io(
+                    "fsync directory",
+                    path,
+                    std::io::Error::other(e.to_string()),
+                ))
+            }
+        });
+    }
+}
+
+/// The delivery-time recipient checks for one mailbox, as the queue asks them.
+async fn recheck(
+    shared: &Shared,
+    rt: &Settings,
+    from: &ReversePath,
+    mb: &MailboxAddr,
+    size: u64,
+) -> Result<(), Reply> {
+    let client = Client {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        trusted: true,
+    };
+    let info = SessionInfo {
+        client: &client,
+        helo: None,
+        authenticated: None,
+        tls: false,
+    };
+    match rt
+        .policies
+        .recheck(&shared.services, info, from, mb, size)
+        .await
+    {
+        Decision::Continue(()) => Ok(()),
+        Decision::Refuse(r) | Decision::Defer(r) => Err(r),
+    }
+}
+
+/// The reverse path of a stored sender.
+fn sender_path(sender: &str) -> ReversePath {
+    parse_reverse_path(sender, true).unwrap_or(ReversePath::Null)
+}
+
+/// Records the outcome of one attempt for recipient `ri` of `m`: delivered,
+/// deferred (next attempt by the schedule) or failed (a permanent refusal,
+/// or the lifetime is over).
+pub(crate) fn outcome(
+    rt: &Settings,
+    m: &mut Message,
+    ri: usize,
+    now: u64,
+    result: Result<(), Reply>,
+) {
+    let sch = schedule(&rt.cfg);
+    let arrival = m.arrival;
+    let jitter = jitter(&m.id, m.rcpts[ri].attempts);
+    let r = &mut m.rcpts[ri];
+    match result {
+        Ok(()) => r.record(now, State::Delivered, Row::Ok.reply().to_string(), 0),
+        Err(reply) if reply.class() == ReplyClass::PermanentNegative => {
+            r.record(now, State::Failed, reply.to_string(), 0);
+        }
+        Err(reply) => match sch.next_attempt(arrival, now, r.attempts + 1, jitter) {
+            Some(next) => r.record(now, State::Deferred, reply.to_string(), next),
+            None => r.record(now, State::Failed, reply.to_string(), 0),
+        },
+    }
+}
+
+/// A number that differs between messages and attempts, for the retry jitter.
+fn jitter(id: &str, attempts: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (id, attempts).hash(&mut h);
+    h.finish()
+}
+
+/// Sends the DSNs `m`'s outcomes call for and marks them sent; returns the
+/// message to record and whether the record must be durable (a DSN was
+/// queued: losing the mark would send it twice).
+async fn notify(shared: &Arc<Shared>, rt: &Settings, mut m: Message, now: u64) -> (Message, bool) {
+    let sch = schedule(&rt.cfg);
+    let pending = m.rcpts.iter().any(Recipient::is_pending);
+    let mut durable = false;
+    // Delay notices: once, for recipients still waiting past delay_warning.
+    if pending && sch.delay_due(m.arrival, now) {
+        let due: Vec<usize> = (0..m.rcpts.len())
+            .filter(|&i| {
+                let r = &m.rcpts[i];
+                r.is_pending() && !r.delay_reported && r.attempts > 0
+            })
+            .collect();
+        if !due.is_empty() {
+            let wanted: Vec<usize> = due
+                .iter()
+                .copied()
+                .filter(|&i| m.rcpts[i].notify.delay)
+                .collect();
+            if !wanted.is_empty() && !m.is_bounce() {
+                let until = sch.expires(m.arrival);
+                if send_dsn(
+                    shared,
+                    rt,
+                    &m,
+                    &wanted,
+                    dsn::Action::Delayed,
+                    Some(until),
+                    now,
+                )
+                .await
+                {
+                    durable = true;
+                } else {
+                    return (m, false);
+                }
+            }
+            for i in due {
+                m.rcpts[i].delay_reported = true;
+            }
+        }
+    }
+    if pending {
+        return (m, durable);
+    }
+    // Final reports, once no recipient waits any more: one per kind.
+    for (state, action) in [
+        (State::Failed, dsn::Action::Failed),
+        (State::Delivered, dsn::Action::Delivered),
+    ] {
+        let due: Vec<usize> = (0..m.rcpts.len())
+            .filter(|&i| m.rcpts[i].state == state && !m.rcpts[i].reported)
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let wanted: Vec<usize> = due
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let n = m.rcpts[i].notify;
+                match state {
+                    State::Failed => n.failure,
+                    _ => n.success,
+                }
+            })
+            .collect();
+        if !wanted.is_empty() {
+            if m.is_bounce() {
+                if state == State::Failed {
+                    tracing::warn!(queue_id = %m.id, rcpts = wanted.len(), "a message from the null sender failed; no DSN is sent about it (the postmaster gets a report)");
+                    report_to_postmaster(shared, rt, &m, &wanted, now).await;
+                }
+            } else if send_dsn(shared, rt, &m, &wanted, action, None, now).await {
+                durable = true;
+            } else {
+                return (m, false);
+            }
+        }
+        for i in due {
+            m.rcpts[i].reported = true;
+        }
+    }
+    (m, durable)
+}
+
+/// Builds the DSN about recipients `which` of `m` and queues it to the
+/// sender. `false` when it could not be queued (tried again next pass).
+async fn send_dsn(
+    shared: &Arc<Shared>,
+    rt: &Settings,
+    m: &Message,
+    which: &[usize],
+    action: dsn::Action,
+    retry_until: Option<u64>,
+    now: u64,
+) -> bool {
+    let kind = match action {
+        dsn::Action::Failed => 'F',
+        dsn::Action::Delayed => 'D',
+        _ => 'S',
+    };
+    let id = format!("{}{kind}", m.id);
+    let Some(target) = sender_target(
+        rt,
+        shared.aliases(),
+        &shared.services.users.current(),
+        shared.services.users.healthy(),
+        &m.sender,
+    ) else {
+        tracing::warn!(queue_id = %m.id, sender = %m.sender, "the sender cannot receive a DSN; none is sent");
+        return true;
+    };
+    let bytes = build_dsn(
+        shared,
+        rt,
+        m,
+        which,
+        action,
+        retry_until,
+        now,
+        &id,
+        &m.sender,
+    );
+    enqueue_report(shared, &id, &m.sender, target, bytes, now).await
+}
+
+/// A failed message of the null sender: a report to the postmaster of the
+/// first local domain, when that mailbox exists.
+async fn report_to_postmaster(
+    shared: &Arc<Shared>,
+    rt: &Settings,
+    m: &Message,
+    which: &[usize],
+    now: u64,
+) {
+    let postmaster = format!("postmaster@{}", rt.cfg.primary_domain());
+    let users = shared.services.users.current();
+    let Some(target) = sender_target(
+        rt,
+        shared.aliases(),
+        &users,
+        shared.services.users.healthy(),
+        &postmaster,
+    ) else {
+        return;
+    };
+    let id = format!("{}P", m.id);
+    let bytes = build_dsn(
+        shared,
+        rt,
+        m,
+        which,
+        dsn::Action::Failed,
+        None,
+        now,
+        &id,
+        &postmaster,
+    );
+    enqueue_report(shared, &id, &postmaster, target, bytes, now).await;
+}
+
+/// Where a DSN to `address` goes: a local mailbox (aliases followed), or
+/// the world; `None` when no one can receive it (no such local user).
+fn sender_target(
+    rt: &Settings,
+    aliases: Arc<crate::aliases::Aliases>,
+    users: &pillarbox_store::UserDirectory,
+    users_current: bool,
+    address: &str,
+) -> Option<Target> {
+    if address.is_empty() {
+        return None;
+    }
+    let path = parse_forward_path(address, true).ok()?;
+    let resolver = LocalRecipients::new(&rt.cfg, aliases);
+    match resolver.mailboxes_of(
+        users,
+        users_current,
+        &path,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        true,
+    ) {
+        Ok(boxes) => boxes.into_iter().next().map(|mb| Target::Local {
+            domain: mb.domain,
+            user: mb.user,
+        }),
+        Err(r) if r == Row::RemoteNotAvailable.reply() => Some(Target::Remote {
+            address: address.to_string(),
+        }),
+        Err(_) => None,
+    }
+}
+
+/// The DSN about recipients `which` of `m`, addressed to `to`.
+#[allow(clippy::too_many_arguments)]
+fn build_dsn(
+    shared: &Shared,
+    rt: &Settings,
+    m: &Message,
+    which: &[usize],
+    action: dsn::Action,
+    retry_until: Option<u64>,
+    now: u64,
+    id: &str,
+    to: &str,
+) -> Vec<u8> {
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    let recipients: Vec<dsn::DsnRecipient> = which
+        .iter()
+        .map(|&i| {
+            let r = &m.rcpts[i];
+            let status = r
+                .last_reply
+                .as_deref()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .filter(|s| s.contains('.'))
+                .unwrap_or(match action {
+                    dsn::Action::Failed => "5.0.0",
+                    dsn::Action::Delayed => "4.0.0",
+                    _ => "2.0.0",
+                })
+                .to_string();
+            dsn::DsnRecipient {
+                final_recipient: r.target.to_string(),
+                original_recipient: r.orcpt.clone(),
+                action,
+                status,
+                reply: r.last_reply.clone(),
+                remote_mta: None,
+                last_attempt: r.history.last().map(|a| at(a.at)),
+                will_retry_until: retry_until.map(at),
+            }
+        })
+        .collect();
+    let original = std::fs::read(shared.delivery.queue.body_path(&m.id)).unwrap_or_default();
+    let ret = match m.ret {
+        Some(pillarbox_queue::Ret::Hdrs) => dsn::Ret::Hdrs,
+        _ => dsn::Ret::Full,
+    };
+    let language = Lang::from_tag(&rt.cfg.queue.dsn_language).unwrap_or(Lang::En);
+    dsn::build(&dsn::Report {
+        reporting_mta: &rt.cfg.hostname,
+        envid: m.envid.as_deref(),
+        arrival: at(m.arrival),
+        original_sender: to,
+        recipients: &recipients,
+        ret,
+        original: &original,
+        language,
+        now: at(now),
+        message_id: id,
+        max_original: rt.cfg.limits.message_size.0 as usize,
+    })
+}
+
+/// Queues a report (a DSN) from the null sender to `to`, durably, and asks
+/// for its delivery. `true` once queued, or when it was queued before (an
+/// id is made of the message's and the kind).
+async fn enqueue_report(
+    shared: &Arc<Shared>,
+    id: &str,
+    to: &str,
+    target: Target,
+    bytes: Vec<u8>,
+    now: u64,
+) -> bool {
+    if shared.delivery.queue.contains(id) {
+        return true;
+    }
+    let mut body = match shared.store.begin(id) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(queue_id = %id, error = %e, "cannot queue a DSN");
+            return false;
+        }
+    };
+    if let Err(e) = body.write(&bytes) {
+        tracing::warn!(queue_id = %id, error = %e, "cannot queue a DSN");
+        return false;
+    }
+    let envelope = Message {
+        id: id.to_string(),
+        arrival: now,
+        sender: String::new(),
+        envid: None,
+        ret: None,
+        size: 0,
+        wire_size: 0,
+        session: String::new(),
+        held: false,
+        rcpts: vec![Recipient {
+            notify: pillarbox_queue::Notify::NEVER,
+            ..Recipient::new(to.to_string(), target)
+        }],
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    shared.delivery.committer.submit(
+        body,
+        envelope,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    match rx.await {
+        Ok(Ok(_)) => {
+            tracing::info!(queue_id = %id, to = %to, "DSN queued");
+            shared.delivery.deliver_now(id.to_string());
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(queue_id = %id, error = %e, "cannot queue a DSN");
+            false
+        }
+        Err(_) => false,
+    }
+}
