@@ -88,8 +88,9 @@ pub struct DsnRecipient {
     /// it is not ASCII (RFC 6533 3).
     pub final_recipient: String,
     /// The ORCPT parameter of RCPT (RFC 3461 4.2): its address type
-    /// (`rfc822`, `utf-8`) and its address, fully decoded (xtext and, for
-    /// `utf-8`, the `\x{..}` escapes). Written as `Original-Recipient:`.
+    /// (`rfc822`, `utf-8`) and its address, xtext-decoded. A `utf-8` address
+    /// may be decoded or kept as given, with its `\x{..}` escapes (RFC 6533
+    /// 3): an escape is written as it is. Written as `Original-Recipient:`.
     pub original_recipient: Option<(String, String)>,
     /// What was done for this recipient.
     pub action: Action,
@@ -334,8 +335,13 @@ fn human_readable(
             let mut field = |label: &str, value: &str| {
                 out.push(format!("  {label}{colon}{value}"));
             };
-            if let Some((_, addr)) = &p.r.original_recipient {
-                field(words.original_recipient, &one_line(addr));
+            if let Some((kind, addr)) = &p.r.original_recipient {
+                let shown = if kind.eq_ignore_ascii_case("utf-8") {
+                    unescape_unicode(addr)
+                } else {
+                    addr.clone()
+                };
+                field(words.original_recipient, &one_line(&shown));
             }
             field(words.status, &p.status.to_string());
             if let Some(remote) = &p.remote {
@@ -541,13 +547,53 @@ fn typed_address(kind: &str, address: &str) -> String {
 }
 
 /// utf-8-addr-xtext (RFC 6533 3): QCHARs as they are, everything else as
-/// `\x{HEXPOINT}` (two digits at least, no leading zero past two).
+/// `\x{HEXPOINT}` (two digits at least, no leading zero past two). An
+/// address still in its utf-8-addr-unitext or xtext form keeps its escapes:
+/// a backslash that starts an EmbeddedUnicodeChar is copied with it, any
+/// other backslash is escaped.
 fn utf8_addr_xtext(address: &str) -> String {
     let mut out = String::with_capacity(address.len());
-    for c in address.chars() {
+    let mut rest = address;
+    while let Some(c) = rest.chars().next() {
+        if let Some((len, _)) = embedded_unicode_char(rest) {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
         match c {
             '!'..='*' | ','..='<' | '>'..='[' | ']'..='~' => out.push(c),
             _ => out.push_str(&format!("\\x{{{:02X}}}", u32::from(c))),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// An EmbeddedUnicodeChar (`\x{` two to six hex digits `}`, RFC 6533 3) at
+/// the start of `s`: its length and the character it stands for.
+fn embedded_unicode_char(s: &str) -> Option<(usize, char)> {
+    let hex = s.strip_prefix("\\x{")?;
+    let end = hex.find('}')?;
+    let digits = &hex[..end];
+    if !(2..=6).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let c = char::from_u32(u32::from_str_radix(digits, 16).ok()?)?;
+    Some((3 + end + 1, c))
+}
+
+/// A `utf-8` address for people: each EmbeddedUnicodeChar (RFC 6533 3)
+/// replaced by its character.
+fn unescape_unicode(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    let mut rest = address;
+    while let Some(c) = rest.chars().next() {
+        if let Some((len, decoded)) = embedded_unicode_char(rest) {
+            out.push(decoded);
+            rest = &rest[len..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
         }
     }
     out

@@ -445,6 +445,30 @@ fn utf8_addr_xtext_escapes_what_qchar_leaves_out() {
 }
 
 #[test]
+fn a_utf_8_address_kept_with_its_escapes_is_not_escaped_twice() {
+    // RCPT keeps a utf-8 ORCPT as given (RFC 6533 3), escapes included.
+    assert_eq!(
+        typed_address("utf-8", "j\u{f6}rg\\x{20}@b.test"),
+        "utf-8; j\\x{F6}rg\\x{20}@b.test"
+    );
+    assert_eq!(
+        typed_address("UTF-8", "a\\b\\x{zz}\\x{1}@b.test"),
+        "utf-8; a\\x{5C}b\\x{5C}x{zz}\\x{5C}x{1}@b.test"
+    );
+    assert_eq!(
+        unescape_unicode("j\\x{F6}rg\\x{20}@b.test"),
+        "j\u{f6}rg @b.test"
+    );
+    let mut p = recipient(Action::Failed);
+    p.original_recipient = Some(("utf-8".into(), "j\u{f6}rg\\x{20}@b.test".into()));
+    let r = [p];
+    let msg = build_str(&report(&r));
+    assert!(parts(&msg)[1]
+        .1
+        .contains("Original-Recipient: utf-8; j\\x{F6}rg\\x{20}@b.test\r\n"));
+}
+
+#[test]
 fn the_envelope_id_is_written_as_xtext() {
     assert_eq!(xtext("QQ314159"), "QQ314159");
     assert_eq!(xtext("a+b=c d\u{e9}"), "a+2Bb+3Dc+20d+C3+A9");
