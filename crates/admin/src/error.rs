@@ -87,6 +87,13 @@ pub enum AdminError {
     /// No server holds the data directory's lock file.
     #[error("no server is running on this data directory (none holds {})", .0.display())]
     NoServer(PathBuf),
+    /// The running server's control socket could not be reached or answered
+    /// nonsense (the text names the socket).
+    #[error("{0}")]
+    Control(io::Error),
+    /// The running server refused a queue operation (the text says why).
+    #[error("{0}")]
+    Queue(String),
     /// The server could not be signalled.
     #[error("cannot signal the server (pid {pid}): {source}")]
     Signal {

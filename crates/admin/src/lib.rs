@@ -1,5 +1,5 @@
 //! Pillarbox's administration operations as one typed API: the users file, mailbox
-//! states (lock, disable), quotas and bans. The `pillarbox` command line is glue
+//! states (lock, disable), quotas, bans, and the running server's queue. The `pillarbox` command line is glue
 //! around it (arguments in, text out), and an HTTP console calls the same methods.
 //!
 //! An [`Admin`] is built from the server's [`Config`] (data directory, users file,
@@ -21,6 +21,7 @@ use pillarbox_state::{SqliteState, StateStore};
 mod bans;
 mod error;
 mod mailboxes;
+mod queue;
 mod quota;
 mod server_process;
 mod users;
@@ -31,6 +32,7 @@ pub use mailboxes::{
     MailboxDisabled, MailboxEnabled, MailboxLocked, MailboxName, MailboxStateEntry, MailboxStatus,
     MailboxUnlocked, Reason, MAX_REASON,
 };
+pub use queue::QueueEntry;
 pub use quota::{QuotaFigures, QuotaReport};
 pub use server_process::ReloadSent;
 pub use users::{PasswordSet, PasswordStatus, UserAdded, UserDeleted, UserList, UserSummary};

@@ -119,6 +119,9 @@ rows! {
     /// The message's header section has more `Received:` fields than
     /// `limits.hops` (RFC 5321 6.3); refused at the end of data (RFC 3463 X.4.6).
     RoutingLoop = 554 (5, 4, 6), "routing loop detected";
+    /// Not a reply to a client: what a DSN says of a recipient that
+    /// `pillarbox queue bounce` failed.
+    ReturnedByAdministrator = 550 (5, 0, 0), "returned to the sender by the mail administrator";
     LocalError = 451 (4, 3, 0), "local error in processing, try again later";
     /// Remote recipient from a client allowed to relay, before the outbound queue exists.
     RemoteNotAvailable = 451 (4, 3, 0), "remote delivery not yet available";

@@ -21,6 +21,7 @@ mod explain;
 mod mailbox_cmd;
 mod password_prompt;
 mod probe;
+mod queue_cmd;
 mod quota_cmd;
 mod sd_notify;
 mod users_cmd;
@@ -35,7 +36,8 @@ use sd_notify::Notifier;
 )]
 struct Cli {
     /// The TOML config file (see pillarbox.example.toml), before or after the
-    /// subcommand. Used by serve, check-config, users, mailbox, auth and quota;
+    /// subcommand. Used by serve, check-config, users, mailbox, auth, quota,
+    /// queue and reload;
     /// without it and without PILLARBOX_CONFIG: the embedded default.
     #[arg(
         long,
@@ -94,6 +96,12 @@ enum Command {
     Quota {
         #[command(subcommand)]
         cmd: quota_cmd::QuotaCommand,
+    },
+    /// The running server's queue: list, show, retry, hold, release, delete,
+    /// bounce (through <data_dir>/control.sock; the server must be running).
+    Queue {
+        #[command(subcommand)]
+        cmd: queue_cmd::QueueCommand,
     },
     /// Ask the server running on this config's data directory to re-read its
     /// config (SIGHUP to the process holding <data_dir>/pillarbox.lock); the
@@ -172,6 +180,9 @@ fn main() -> ExitCode {
         Command::Auth { cmd } => load_admin(config.as_deref()).and_then(|a| auth_cmd::run(cmd, &a)),
         Command::Quota { cmd } => {
             load_admin(config.as_deref()).and_then(|a| quota_cmd::run(cmd, &a))
+        }
+        Command::Queue { cmd } => {
+            load_admin(config.as_deref()).and_then(|a| queue_cmd::run(cmd, &a))
         }
         Command::Reload => load_admin(config.as_deref()).and_then(|a| {
             let sent = a.reload_server()?;

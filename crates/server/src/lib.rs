@@ -5,6 +5,7 @@
 pub mod aliases;
 pub mod auth;
 pub mod config;
+pub mod control;
 mod delivery;
 pub mod directory;
 mod file_watch;

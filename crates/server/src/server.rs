@@ -339,6 +339,11 @@ impl Server {
         tasks.spawn(purge_loop(self.shared.clone(), shutdown.clone()));
         tasks.spawn(tls_watch_loop(self.shared.clone(), shutdown.clone()));
         tasks.spawn(crate::delivery::run(self.shared.clone(), shutdown.clone()));
+        tasks.spawn(crate::control::run(
+            self.shared.clone(),
+            self.shared.store.data_dir().to_path_buf(),
+            shutdown.clone(),
+        ));
         for (listener, listen) in self.listeners {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();

@@ -890,13 +890,26 @@ impl Driver {
             Ok(s) => lines.push(format!("storage free {} of {} bytes", s.available, s.total)),
             Err(e) => lines.push(format!("storage free unknown ({e})")),
         }
-        lines.push("queue 0 (no outbound queue in this version)".into());
+        let (mut messages, mut deferred, mut held) = (0, 0, 0);
+        self.shared.delivery.queue.for_each(|m| {
+            messages += 1;
+            if m.held {
+                held += 1;
+            } else if m
+                .rcpts
+                .iter()
+                .any(|r| r.state == pillarbox_queue::State::Deferred)
+            {
+                deferred += 1;
+            }
+        });
+        lines.push(format!(
+            "queue {messages} messages ({deferred} deferred, {held} held)"
+        ));
         lines
     }
 }
 
-/// A committed message's accounting: each limited mailbox's `maildirsize`,
-/// and the free-space estimate (one file, however many recipients: hard links).
 /// Local storage trouble is temporary: 4xx, never 5xx.
 pub(crate) fn store_reply(e: &StoreError) -> Reply {
     if e.is_no_space() {

@@ -181,13 +181,16 @@ impl TestDir {
         maildir(&self.data_dir, address)
     }
 
-    /// Every message in `new/` and `cur/` of `address`'s Maildir, by file name.
+    /// Every message in `new/` and `cur/` of `address`'s Maildir, by file name,
+    /// once the queue has delivered what it holds (see [`settle_queue`]).
     pub fn messages(&self, address: &str) -> Vec<Stored> {
         messages_in(&self.maildir(address))
     }
 
-    /// Every message in any `new/` or `cur/` under `<data_dir>/mail`.
+    /// Every message in any `new/` or `cur/` under `<data_dir>/mail`, once
+    /// the queue has delivered what it holds.
     pub fn all_messages(&self) -> Vec<Stored> {
+        settle_queue(&self.data_dir);
         let mut out = Vec::new();
         for domain in read_dir_sorted(&self.data_dir.join("mail")) {
             for user in read_dir_sorted(&domain) {
@@ -770,8 +773,32 @@ pub fn maildir(data_dir: &Path, address: &str) -> PathBuf {
         .join("Maildir")
 }
 
-/// Messages in `new/` and `cur/` of one Maildir, sorted by file name.
+/// Waits (at most [`SETTLE`]) until the queue of `data_dir` holds no message
+/// body: the server answers `250` once a message is durable in its queue, and
+/// copies it into the Maildir a moment later. A test that leaves a recipient
+/// deferred pays the whole wait; it looks at the queue instead.
+pub fn settle_queue(data_dir: &Path) {
+    let bodies = data_dir.join("queue/messages");
+    let deadline = std::time::Instant::now() + SETTLE;
+    while std::time::Instant::now() < deadline {
+        let empty = fs::read_dir(&bodies).map_or(true, |mut e| e.next().is_none());
+        if empty {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How long [`settle_queue`] waits at most.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+/// Messages in `new/` and `cur/` of one Maildir, sorted by file name, once
+/// the queue of its data directory has delivered what it holds.
 pub fn messages_in(maildir: &Path) -> Vec<Stored> {
+    // <data_dir>/mail/<domain>/<user>/Maildir
+    if let Some(data_dir) = maildir.ancestors().nth(4) {
+        settle_queue(data_dir);
+    }
     let mut out = Vec::new();
     for sub in ["new", "cur"] {
         for path in read_dir_sorted(&maildir.join(sub)) {
