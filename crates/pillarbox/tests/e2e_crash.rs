@@ -315,3 +315,86 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_leaves_no_partial_one() 
     l.acked.push(id);
     check_data_dir(&dir, &l);
 }
+
+/// The same with the queue's retries in flight: the shared mailbox starts
+/// with no room (its copies wait in the queue, tried again every second),
+/// gets room while the load goes on, and the server is killed while those
+/// retries and the load's own deliveries run. After the restart every
+/// acknowledged message is in each of its mailboxes exactly once.
+#[test]
+fn sigkill_while_the_queue_retries_loses_nothing_and_delivers_nothing_twice() {
+    let dir = TestDir::new(&Config {
+        users: vec!["shared@other.test::1000:1000::::userdb_quota_rule=*:bytes=1".into()],
+        ..Config::default()
+    });
+    dir.append_config("[queue]\nretry_min = \"1s\"\nretry_max = \"1s\"\n");
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut server = dir.start();
+    let round = 0;
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (ledger, stop, killed) = (ledger.clone(), stop.clone(), killed.clone());
+            let port = server.port;
+            thread::spawn(move || load_worker(port, round, t, ledger, stop, killed))
+        })
+        .collect();
+    let wait_for_acks = |n: usize| {
+        let deadline = Instant::now() + LOAD_DEADLINE;
+        while lock(&ledger).acked.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} acknowledged: {:?}\n{}",
+                lock(&ledger).acked.len(),
+                lock(&ledger).unexpected,
+                server.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for_acks(90);
+    let out = std::process::Command::new(common::binary())
+        .args(["queue", "list", "--config"])
+        .arg(&dir.config_path)
+        .output()
+        .expect("run pillarbox queue list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("shared@other.test deferred (452 4.2.2"),
+        "copies for the shared mailbox wait in the queue:\n{list}"
+    );
+    // Room for the shared mailbox: its waiting copies go out at their next try.
+    std::fs::write(dir.users_file(), "shared@other.test::1000:1000::::\n").expect("write users");
+    wait_for_acks(90 + 40);
+    // A second or so later the retries are running beside the load.
+    let until = Instant::now() + Duration::from_millis(1300);
+    while Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+    killed.store(true, Ordering::SeqCst);
+    server.kill_hard();
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().expect("load worker panicked");
+    }
+    {
+        let l = lock(&ledger);
+        assert!(l.unexpected.is_empty(), "{:?}", l.unexpected);
+        assert!(
+            l.errors_before_kill.is_empty(),
+            "{:?}",
+            l.errors_before_kill
+        );
+        eprintln!(
+            "{} acknowledged ({} with a copy for the shared mailbox) before SIGKILL",
+            l.acked.len(),
+            l.acked
+                .iter()
+                .filter(|id| recipients(**id).len() > 1)
+                .count()
+        );
+    }
+    let _server = dir.start();
+    check_data_dir(&dir, &lock(&ledger));
+}

@@ -113,6 +113,8 @@ fn dovecot_logs_in_a_user_added_by_pillarbox_and_fetches_the_delivered_message()
             .expect("send the message");
         assert!(reply.starts_with("250 2.0.0 ok: queued as "), "{reply}");
         smtp.expect("QUIT", 221);
+        // Delivered from the queue while the server runs.
+        assert_eq!(dir.messages(rcpt).len(), 1);
     }
     let stored = dir.messages(rcpt);
     assert_eq!(stored.len(), 1, "{stored:?}");

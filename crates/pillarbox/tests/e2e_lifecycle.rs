@@ -250,9 +250,11 @@ fn info_log_has_each_refusal_and_one_delivered_line_per_message() {
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     // The refusal, with its reply.
     assert_eq!(lines("reply 554 5.7.1"), 1, "{log}");
-    // The accepted message: one line naming it, its sender and recipients.
-    let delivered: Vec<&str> = log.lines().filter(|l| l.contains(" delivered ")).collect();
+    // The accepted message: one line naming it, its sender and recipients
+    // when it is queued, and one per mailbox when its copy is delivered.
+    let delivered: Vec<&str> = log.lines().filter(|l| l.contains(" queued ")).collect();
     assert_eq!(delivered.len(), 1, "{log}");
+    assert_eq!(lines(&format!("delivered queue_id={queue_id}")), 2, "{log}");
     for part in [
         format!("queue_id={queue_id}"),
         "from=<lena@client.test>".to_string(),

@@ -100,13 +100,34 @@ fn a_lock_set_during_a_transaction_covers_the_delivery_in_progress() {
     );
     c.send(b"Subject: in flight\r\n\r\nbody\r\n.\r\n").unwrap();
     let r = c.read_reply().unwrap();
+    // bob takes it; alice's copy waits in the queue for the lock to end.
+    assert_eq!(r.code, 250, "{r}");
+    assert_eq!(dir.messages("bob@example.test").len(), 1);
+    assert!(dir.messages("alice@example.test").is_empty());
+    let out = std::process::Command::new(binary())
+        .args(["queue", "list", "--config"])
+        .arg(&dir.config_path)
+        .output()
+        .expect("run pillarbox queue list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("alice@example.test deferred (450 4.2.1"),
+        "{list}"
+    );
+
+    // With alice the only recipient, the DATA reply carries the lock.
+    c.expect("MAIL FROM:<x@example.test>", 250);
+    c.expect("RCPT TO:<carol@example.test>", 250);
+    c.expect("DATA", 354);
+    mailbox_cli(
+        &dir,
+        &["lock", "carol@example.test", "--reason", "maintenance"],
+    );
+    c.send(b"Subject: in flight\r\n\r\nbody\r\n.\r\n").unwrap();
+    let r = c.read_reply().unwrap();
     assert_eq!(r.code, 450, "{r}");
     assert!(r.text().contains("4.2.1"), "{r}");
-    assert!(dir.messages("alice@example.test").is_empty());
-    assert!(
-        dir.messages("bob@example.test").is_empty(),
-        "all or nothing for the recipients"
-    );
+    assert!(dir.messages("carol@example.test").is_empty());
 }
 
 #[test]

@@ -103,7 +103,7 @@ fn enospc_mid_write_gives_452_leaves_nothing_partial_and_recovers() {
         files_under(&dir.data_dir, "cur").is_empty(),
         "nothing in cur/"
     );
-    let spool: Vec<_> = fs::read_dir(dir.data_dir.join("spool"))
+    let spool: Vec<_> = fs::read_dir(dir.data_dir.join("queue/messages"))
         .unwrap()
         .flatten()
         .collect();
@@ -214,8 +214,20 @@ fn quota_full_mailbox_gives_452_at_rcpt_and_at_end_of_data() {
     assert!(r.text().contains("4.2.2"), "{r}");
     c.expect("RSET", 250);
 
-    // Without SIZE the RCPT passes; the end of data finds the overflow, and the
-    // message goes to no one, not even to bob who has room.
+    // Without SIZE the RCPT passes; the end of data finds the overflow. With
+    // alice the only recipient, the DATA reply carries it.
+    let r = c
+        .send_mail(
+            "x@example.test",
+            &["alice@example.test"],
+            &big_message(1500),
+        )
+        .unwrap();
+    assert_eq!(r.code, 452, "{r}");
+    assert!(r.text().contains("4.2.2 mailbox full"), "{r}");
+
+    // With bob beside her, bob (who has room) receives it and alice's copy
+    // waits in the queue, deferred with that reply.
     let r = c
         .send_mail(
             "x@example.test",
@@ -223,11 +235,12 @@ fn quota_full_mailbox_gives_452_at_rcpt_and_at_end_of_data() {
             &big_message(1500),
         )
         .unwrap();
-    assert_eq!(r.code, 452, "{r}");
-    assert!(r.text().contains("4.2.2 mailbox full"), "{r}");
+    assert_eq!(r.code, 250, "{r}");
+    assert_eq!(dir.messages("bob@example.test").len(), 1, "bob has room");
+    let queued = queue_list_json(&dir);
     assert!(
-        dir.messages("bob@example.test").is_empty(),
-        "all or nothing"
+        queued.contains("\"state\": \"deferred\"") && queued.contains("452 4.2.2 mailbox full"),
+        "{queued}"
     );
 
     // The usage is in maildirsize as Dovecot keeps it.
@@ -336,7 +349,7 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
     c.expect("DATA", 354);
     c.send(b"Subject: in flight\r\n\r\nthe first half\r\n")
         .unwrap();
-    let spool = dir.data_dir.join("spool");
+    let spool = dir.data_dir.join("queue/messages");
     let in_spool = || fs::read_dir(&spool).unwrap().flatten().count();
     for _ in 0..500 {
         if in_spool() > 0 {
@@ -354,4 +367,15 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
     let reply = c.read_reply().expect("reply to the end of data");
     assert_eq!(reply.code, 250, "{reply}");
     assert_eq!(dir.messages("bob@example.test").len(), 2);
+}
+
+/// `pillarbox queue list --json` of the running server.
+fn queue_list_json(dir: &TestDir) -> String {
+    let out = std::process::Command::new(common::binary())
+        .args(["queue", "list", "--json", "--config"])
+        .arg(&dir.config_path)
+        .output()
+        .expect("run pillarbox queue list");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -133,7 +133,32 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     for chunk in first.chunks(BATCH) {
         attempt(&shared, chunk.to_vec(), true).await;
     }
+    // Set once the server stops: sessions finishing their transactions
+    // within the grace period still get their messages delivered.
+    let mut stopping: Option<std::time::Instant> = None;
     loop {
+        if let Some(since) = stopping {
+            let mut ids = Vec::new();
+            while let Ok(id) = rx.try_recv() {
+                ids.push(id);
+            }
+            if !ids.is_empty() {
+                for chunk in ids.chunks(BATCH) {
+                    attempt(&shared, chunk.to_vec(), false).await;
+                }
+                continue;
+            }
+            let grace = shared.settings().cfg.limits.shutdown_grace.0 + Duration::from_secs(5);
+            let idle = shared
+                .open_sessions
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0;
+            if idle || since.elapsed() > grace {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let mut ids = Vec::new();
         tokio::select! {
             got = rx.recv() => {
@@ -156,7 +181,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
-                    return;
+                    stopping = Some(std::time::Instant::now());
                 }
             }
         }
@@ -680,7 +705,11 @@ async fn enqueue_report(
             return false;
         }
     };
-    if let Err(e) = body.write(&bytes) {
+    // RFC 5321 4.4: the envelope sender, as every delivered message carries it.
+    if let Err(e) = body
+        .write(b"Return-Path: <>\r\n")
+        .and_then(|()| body.write(&bytes))
+    {
         tracing::warn!(queue_id = %id, error = %e, "cannot queue a DSN");
         return false;
     }

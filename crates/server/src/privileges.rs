@@ -266,7 +266,8 @@ fn group_list(user: &str, primary: u32) -> io::Result<Vec<u32>> {
 }
 
 /// Hands the data directory tree the server writes to `account`, before the
-/// drop: `data_dir`, `mail/`, `spool/`, `pillarbox.lock`, `state.sqlite` with
+/// drop: `data_dir`, `mail/`, the queue (`queue/` with its journal and every
+/// message body in it), `pillarbox.lock`, `state.sqlite` with
 /// its `-wal`, `-shm` and `-journal`, and `tls/` with the generated
 /// certificate and key (only when `[tls]` is unset: configured files are the
 /// administrator's). What is missing and is a directory is created first
@@ -284,7 +285,13 @@ pub fn own_data_dir(account: &Account, cfg: &Config, file: &str) -> Result<(), P
     };
     let modes = cfg.storage.modes();
     let data = &cfg.data_dir;
-    let mut dirs = vec![data.clone(), data.join("mail"), data.join("spool")];
+    let queue = data.join("queue");
+    let mut dirs = vec![
+        data.clone(),
+        data.join("mail"),
+        queue.clone(),
+        data.join(pillarbox_store::maildir::SPOOL_DIR),
+    ];
     let generated_tls = cfg.tls.is_none();
     if generated_tls {
         dirs.push(data.join("tls"));
@@ -318,6 +325,9 @@ pub fn own_data_dir(account: &Account, cfg: &Config, file: &str) -> Result<(), P
     if !mail_was_ours {
         give_tree(&mail, account, &err)?;
     }
+    // The journal (rewritten beside itself) and the bodies of what is queued,
+    // whoever ran before: the queue is small next to the Maildirs.
+    give_tree(&queue, account, &err)?;
     Ok(())
 }
 

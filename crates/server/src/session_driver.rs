@@ -801,6 +801,9 @@ impl Driver {
             }
         }
         let refused = boxes.len() - verdicts.iter().filter(|v| v.is_ok()).count();
+        // Shared by the log line and the commit's settlement, not copied.
+        let boxes: Arc<[MailboxAddr]> = boxes.into();
+        let landed = boxes.clone();
         let timeout = self.rt.cfg.limits.commit_timeout.0;
         let (done_tx, mut rx) = tokio::sync::oneshot::channel();
         let done: pillarbox_queue::commit::Done = Box::new(move |r| {
@@ -824,7 +827,7 @@ impl Driver {
             Err(_) => {
                 shared.disk.invalidate();
                 for &i in &reserved {
-                    rt.quotas.release(&boxes[i], stored);
+                    rt.quotas.release(&landed[i], stored);
                 }
             }
         };
@@ -834,7 +837,9 @@ impl Driver {
                 match r {
                     Ok(kept) => {
                         self.delivered += 1;
-                        tracing::info!(queue_id = %self.queue_id, from = %tx.from, rcpts = tx.rcpts.len(), refused, size, stored = kept.stored_size, "queued");
+                        // The recipients are written out only when the event is
+                        // logged (not at `warn`), without a string of their own.
+                        tracing::info!(queue_id = %self.queue_id, from = %tx.from, to = %Joined(&boxes), rcpts = tx.rcpts.len(), refused, size, stored = kept.stored_size, "queued");
                         Ok(self.queue_id.clone())
                     }
                     Err(e) => {
@@ -907,6 +912,21 @@ impl Driver {
             "queue {messages} messages ({deferred} deferred, {held} held)"
         ));
         lines
+    }
+}
+
+/// Mailboxes displayed comma-separated (a log field).
+struct Joined<'a>(&'a [MailboxAddr]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{b}")?;
+        }
+        Ok(())
     }
 }
 
