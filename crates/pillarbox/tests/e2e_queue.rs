@@ -51,6 +51,7 @@ fn message(tag: &str, size: usize) -> Vec<u8> {
 /// returns the DATA reply.
 fn send(server: &Server, mail: &str, rcpts: &[&str], body: &[u8]) -> Reply {
     let mut s = server.session();
+    s.expect("EHLO client.test", 250);
     s.expect(mail, 250);
     for r in rcpts {
         s.expect(r, 250);
@@ -200,6 +201,7 @@ fn a_recipient_over_quota_waits_in_the_queue_and_queue_retry_delivers_it_once_th
 
     // HELP STATUS counts it (loopback is trusted by default).
     let mut s = server.session();
+    s.expect("EHLO client.test", 250);
     let status = s.expect("HELP STATUS", 211);
     assert!(
         status
@@ -349,10 +351,7 @@ fn a_recipient_whose_lifetime_ends_gets_its_sender_a_dsn_as_notify_asks_and_neve
     ] {
         assert!(dsn.lines().any(|l| l == want), "{want:?} not in:\n{dsn}");
     }
-    assert!(
-        dsn.contains("from=Mail Delivery System <MAILER-DAEMON@mx.example.test>"),
-        "{dsn}"
-    );
+    assert!(dsn.contains("<MAILER-DAEMON@mx.example.test>"), "{dsn}");
     let text = String::from_utf8_lossy(&sam[0].bytes);
     assert!(text.contains("Original-Envelope-Id: env+2B1"), "{text}");
     // The human-readable part explains the reply.
