@@ -343,6 +343,8 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
         .send_mail("a@example.test", &["bob@example.test"], &first)
         .unwrap();
     assert_eq!(reply.code, 250, "{reply}");
+    // Delivered from the queue, so its body has left the spool.
+    assert_eq!(dir.messages("bob@example.test").len(), 1);
 
     c.expect("MAIL FROM:<a@example.test>", 250);
     c.expect("RCPT TO:<bob@example.test>", 250);

@@ -93,11 +93,18 @@ impl Delivery {
             .remove(&(id.to_string(), index))
     }
 
-    fn take_replayed(&self, id: &str) -> bool {
+    fn is_replayed(&self, id: &str) -> bool {
         self.replayed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
+            .contains(id)
+    }
+
+    fn forget_replayed(&self, id: &str) {
+        self.replayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -122,16 +129,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     else {
         return;
     };
-    // What the last process left: everything is tried once now.
-    let first: Vec<QueueId> = shared
-        .delivery
-        .queue
-        .all()
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
+    // What the last process left: what was under way (and what is due) is
+    // tried now; a deferred recipient keeps its next attempt.
+    let now = shared.services.clock.now();
+    let first = shared.delivery.queue.due(now);
     for chunk in first.chunks(BATCH) {
-        attempt(&shared, chunk.to_vec(), true).await;
+        attempt(&shared, chunk.to_vec(), false).await;
     }
     // Set once the server stops: sessions finishing their transactions
     // within the grace period still get their messages delivered.
@@ -203,12 +206,17 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
     // Which recipients go now, and where.
     let mut plan: Vec<Placement> = Vec::new();
     for (mi, m) in work.iter_mut().enumerate() {
-        let replay = shared.delivery.take_replayed(&m.id);
+        // Held from the last process: its first attempt now also looks in
+        // `cur/` for a copy that process made (and a client read since).
+        let replay = shared.delivery.is_replayed(&m.id);
         let from = sender_path(&m.sender);
         for ri in 0..m.rcpts.len() {
             let r = &m.rcpts[ri];
-            if !r.is_pending() || (!all && !replay && r.next_attempt > now) {
+            if !r.is_pending() || (!all && r.next_attempt > now) {
                 continue;
+            }
+            if replay {
+                shared.delivery.forget_replayed(&m.id);
             }
             let mb = match &r.target {
                 Target::Local { domain, user } => MailboxAddr {

@@ -1,8 +1,10 @@
 //! Pillarbox's storage: where accepted mail goes and who may receive it.
 //!
 //! * [`maildir`]: durable Maildir delivery. A message is written once into a spool
-//!   file, then hard-linked into every recipient's `new/` with file and directory
-//!   fsyncs; the server says `250` only after [`IncomingMessage::commit`] returns `Ok`.
+//!   file (`<data_dir>/queue/messages/<id>`), made durable with the others of its
+//!   batch ([`persist_batch`]) and kept there while the queue holds it, then
+//!   hard-linked into each recipient's `new/` under a name of its own
+//!   ([`MaildirStore::place_named`]) with file and directory fsyncs.
 //! * [`users`]: the user directory, a Dovecot passwd-file.
 //! * [`disk`]: free space on the data filesystem, for the disk reserve policy.
 //! * [`error`]: [`StoreError`], which tells a full disk (`452 4.3.1`) from other

@@ -1,21 +1,27 @@
 //! Durable Maildir delivery: "never lose a message".
 //!
-//! The server answers `250` to the end of DATA only after [`IncomingMessage::commit`]
-//! returns `Ok` (RFC 5321 4.1.1.4: the receiver must not lose the message once it has
-//! said so). The path of one message:
+//! The server answers `250` to the end of DATA only once the message is
+//! durable in the queue (RFC 5321 4.1.1.4: the receiver must not lose the
+//! message once it has said so). The path of one message:
 //!
-//! 1. [`MaildirStore::begin`] creates the spool file `<data_dir>/spool/<queue_id>`;
-//!    [`IncomingMessage::write`] appends the body, turning CRLF into LF.
-//! 2. [`IncomingMessage::commit`] fsyncs the spool file: its bytes, and its inode
-//!    with a link count of 1, reach the disk before any name in `new/` does. Then it
-//!    hard-links the file into every recipient's `new/` (one write, however many
-//!    recipients), fsyncs each `new/` directory, and only then unlinks the spool
-//!    name.
+//! 1. [`MaildirStore::begin`] creates the spool file
+//!    `<data_dir>/queue/messages/<queue_id>`; [`IncomingMessage::write`]
+//!    appends the body, turning CRLF into LF.
+//! 2. [`persist_batch`] fsyncs the spool files of every message that ended at
+//!    the same moment, then the spool directory once, and keeps them: the
+//!    queue (crate `pillarbox-queue`) records their envelopes, and only then
+//!    is the client answered.
+//! 3. [`MaildirStore::place_named`] hard-links the kept file into a
+//!    recipient's `new/` under a name made of the queue id and the recipient,
+//!    and [`MaildirStore::sync_new_dirs`] fsyncs each `new/` once for all the
+//!    copies of a batch. The queue removes the spool file once every copy is
+//!    made. (`IncomingMessage::commit` does steps 2 and 3 at once, for one
+//!    message, without a queue.)
 //!
 //! A crash at any point leaves either a complete message in `new/` or nothing a
-//! reader can see: a spool file is removed by [`MaildirStore::open`] at the next
-//! start. The client never got its `250`, so it still holds the message and will
-//! send it again.
+//! reader can see: a spool file the queue does not name is removed at the next
+//! start ([`MaildirStore::clear_spool_except`]); its client never got its
+//! `250`, so it still holds the message and will send it again.
 //!
 //! The file is not fsync'd again after the links. The count on disk may then be
 //! lower than the names the file has (1 against 2 or more), never 0: with a
