@@ -42,7 +42,6 @@ def main():
                     "state": "deferred",
                     "attempts": 1,
                     "next_attempt": now + 3600,
-                    "last_reply": "452 4.2.2 mailbox full, try again later",
                     "history": [{"at": now - 60, "reply": "452 4.2.2 mailbox full, try again later"}],
                 })
             msg = {
@@ -51,7 +50,6 @@ def main():
                 "sender": f"sender{i}@client.test",
                 "size": 4096,
                 "wire_size": 4180,
-                "session": f"66200000000{i:05X}",
                 "rcpts": rcpts,
             }
             f.write(record({"put": msg}))

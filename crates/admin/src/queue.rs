@@ -2,7 +2,7 @@
 //! control socket (`<data_dir>/control.sock`), so nothing here writes the
 //! queue itself and nothing races the server's own writes.
 
-use pillarbox_queue::Message;
+use pillarbox_queue::{Message, Summary};
 use pillarbox_server::control::{request, Request, Response};
 
 use crate::{Admin, AdminError};
@@ -31,9 +31,12 @@ impl Admin {
         }
     }
 
-    /// Every queued message, oldest first, and the server's clock.
-    pub async fn queue_list(&self) -> Result<(Vec<Message>, u64), AdminError> {
-        self.queue(Request::List).await.map(|r| (r.messages, r.now))
+    /// Every queued message as the listing shows it, oldest first, and the
+    /// server's clock.
+    pub async fn queue_list(&self) -> Result<(Vec<Summary>, u64), AdminError> {
+        self.queue(Request::List)
+            .await
+            .map(|r| (r.summaries, r.now))
     }
 
     /// One message with its header.

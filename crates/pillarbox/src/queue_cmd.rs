@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use pillarbox_admin::Admin;
-use pillarbox_queue::{Message, State};
+use pillarbox_queue::{Message, State, Summary};
 use pillarbox_server::control::Request;
 
 /// What `pillarbox queue` can do.
@@ -85,7 +85,7 @@ pub fn run(cmd: QueueCommand, admin: &Admin) -> anyhow::Result<ExitCode> {
                 id: if all { None } else { id },
             }))??;
             for m in &r.messages {
-                println!("{}", line(m, r.now));
+                println!("{}", line(&m.summary(), r.now));
             }
             println!("{} message(s) tried again", r.messages.len());
         }
@@ -123,12 +123,8 @@ fn span(secs: u64) -> String {
     }
 }
 
-fn sender(m: &Message) -> String {
-    format!("<{}>", m.sender)
-}
-
 /// One message on one line.
-fn line(m: &Message, now: u64) -> String {
+fn line(m: &Summary, now: u64) -> String {
     let rcpts: Vec<String> = m
         .rcpts
         .iter()
@@ -137,7 +133,7 @@ fn line(m: &Message, now: u64) -> String {
             if let Some(reply) = &r.last_reply {
                 s.push_str(&format!(" ({reply})"));
             }
-            if r.is_pending() && !m.held {
+            if !r.state.is_final() && !m.held {
                 if r.next_attempt <= now {
                     s.push_str(", next attempt now");
                 } else {
@@ -152,7 +148,7 @@ fn line(m: &Message, now: u64) -> String {
         m.id,
         span(now.saturating_sub(m.arrival)),
         m.size,
-        sender(m),
+        format!("<{}>", m.sender),
         if m.held { "  [held]" } else { "" },
         rcpts.join("; ")
     )
@@ -165,9 +161,9 @@ fn show(m: &Message, header: &str, now: u64) -> String {
     out.push_str(&format!(
         "arrived:   {} ago (session {})\n",
         span(now.saturating_sub(m.arrival)),
-        m.session
+        m.session()
     ));
-    out.push_str(&format!("sender:    {}\n", sender(m)));
+    out.push_str(&format!("sender:    <{}>\n", m.sender));
     out.push_str(&format!("size:      {} bytes\n", m.size));
     if let Some(e) = &m.envid {
         out.push_str(&format!("envid:     {e}\n"));

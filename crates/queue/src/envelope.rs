@@ -32,14 +32,16 @@ pub struct Message {
     pub size: u64,
     /// Bytes with CRLF line ends (the size on the wire).
     pub wire_size: u64,
-    /// The session that accepted it, for the logs.
-    #[serde(default)]
-    pub session: String,
     /// Held by an operator: no attempt until released.
     #[serde(default)]
     pub held: bool,
     /// The recipients, one per destination mailbox or address.
     pub rcpts: Vec<Recipient>,
+    /// Read back from the journal at start: an attempt of the last process
+    /// may have been under way, so the next one looks for its copy (in
+    /// memory only).
+    #[serde(skip)]
+    pub restored: bool,
 }
 
 /// `RET=` (RFC 3461 4.3).
@@ -142,6 +144,40 @@ impl State {
     }
 }
 
+/// A message as `queue list` shows it: no history, no DSN parameters.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    /// The queue id.
+    pub id: QueueId,
+    /// When it was accepted (seconds since the epoch).
+    pub arrival: u64,
+    /// Bytes on disk.
+    pub size: u64,
+    /// The envelope sender (empty: `<>`).
+    pub sender: String,
+    /// Held by an operator.
+    pub held: bool,
+    /// Each recipient.
+    pub rcpts: Vec<RecipientSummary>,
+}
+
+/// A recipient as `queue list` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecipientSummary {
+    /// As given in `RCPT TO`.
+    pub address: String,
+    /// Where the copy goes (`user@domain`).
+    pub target: String,
+    /// Where it stands.
+    pub state: State,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The next attempt (seconds since the epoch).
+    pub next_attempt: u64,
+    /// The last reply, whole.
+    pub last_reply: Option<String>,
+}
+
 /// One attempt's outcome.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Attempt {
@@ -172,10 +208,8 @@ pub struct Recipient {
     /// The next attempt (seconds since the epoch); 0: at once.
     #[serde(default)]
     pub next_attempt: u64,
-    /// The last reply, whole.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_reply: Option<String>,
-    /// Attempts, the first and the latest [`HISTORY`] - 1.
+    /// Attempts, the first and the latest [`HISTORY`] - 1; the last one's
+    /// reply is [`Recipient::last_reply`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Attempt>,
     /// The DSN its final state calls for (failure, or success when asked)
@@ -198,7 +232,6 @@ impl Recipient {
             state: State::Queued,
             attempts: 0,
             next_attempt: 0,
-            last_reply: None,
             history: Vec::new(),
             reported: false,
             delay_reported: false,
@@ -215,11 +248,12 @@ impl Recipient {
             // Keep the first attempt: it says how it began.
             self.history.remove(1);
         }
-        self.history.push(Attempt {
-            at: now,
-            reply: reply.clone(),
-        });
-        self.last_reply = Some(reply);
+        self.history.push(Attempt { at: now, reply });
+    }
+
+    /// The last reply, whole.
+    pub fn last_reply(&self) -> Option<&str> {
+        self.history.last().map(|a| a.reply.as_str())
     }
 
     /// Waiting for an attempt (queued or deferred).
@@ -242,6 +276,36 @@ impl Message {
             .filter(|r| r.is_pending())
             .map(|r| r.next_attempt)
             .min()
+    }
+
+    /// The session that accepted it: the queue id without its `Q<n>`.
+    pub fn session(&self) -> &str {
+        self.id
+            .rsplit_once('Q')
+            .map_or(self.id.as_str(), |(s, _)| s)
+    }
+
+    /// What `queue list` shows of it.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            id: self.id.clone(),
+            arrival: self.arrival,
+            size: self.size,
+            sender: self.sender.clone(),
+            held: self.held,
+            rcpts: self
+                .rcpts
+                .iter()
+                .map(|r| RecipientSummary {
+                    address: r.address.clone(),
+                    target: r.target.to_string(),
+                    state: r.state,
+                    attempts: r.attempts,
+                    next_attempt: r.next_attempt,
+                    last_reply: r.last_reply().map(str::to_string),
+                })
+                .collect(),
+        }
     }
 
     /// The null sender: no DSN is ever sent about it (RFC 3461 6.2, RFC 5321 6.1).
@@ -270,7 +334,7 @@ mod tests {
         assert_eq!(r.history.len(), HISTORY);
         assert_eq!(r.history[0].at, 0);
         assert_eq!(r.history.last().map(|a| a.at), Some(19));
-        assert_eq!(r.last_reply.as_deref(), Some("452 4.2.2 try 19"));
+        assert_eq!(r.last_reply(), Some("452 4.2.2 try 19"));
     }
 
     #[test]
@@ -283,8 +347,8 @@ mod tests {
             ret: None,
             size: 1,
             wire_size: 1,
-            session: String::new(),
             held: false,
+            restored: false,
             rcpts: vec![Recipient::new(
                 "a@b.test".into(),
                 Target::Remote {

@@ -92,28 +92,38 @@ fn encode(rec: &RecordRef<'_>, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Reads every whole record of `bytes`; returns them and the length of the
-/// good part.
-fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        if len > MAX_RECORD || bytes.len() - at - 8 < len as usize {
-            break;
-        }
-        let body = &bytes[at + 8..at + 8 + len as usize];
-        if crc32fast::hash(body) != crc {
-            break;
-        }
-        match serde_json::from_slice::<Record>(body) {
-            Ok(r) => records.push(r),
-            Err(_) => break,
-        }
-        at += 8 + len as usize;
+/// Reads the next whole record into `body` and decodes it; `None` at the end
+/// or at a torn or corrupt record (what follows it is not read).
+fn read_record(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Result<Option<Record>> {
+    let mut head = [0u8; 8];
+    if !read_full(reader, &mut head)? {
+        return Ok(None);
     }
-    (records, at)
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if len > MAX_RECORD {
+        return Ok(None);
+    }
+    body.clear();
+    body.resize(len as usize, 0);
+    if !read_full(reader, body)? || crc32fast::hash(body) != crc {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice::<Record>(body).ok())
+}
+
+/// Fills `buf`; `false` when the input ends first.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut at = 0;
+    while at < buf.len() {
+        match reader.read(&mut buf[at..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 impl Journal {
@@ -121,30 +131,34 @@ impl Journal {
     /// with only what is live. Returns the journal and the live messages.
     pub fn open(dir: &Path, file_mode: u32) -> io::Result<(Journal, HashMap<QueueId, Message>)> {
         let path = dir.join(FILE);
-        let mut bytes = Vec::new();
+        let mut live: HashMap<QueueId, Message> = HashMap::new();
         match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)?;
+            // Read a record at a time: a large queue's journal is never
+            // held whole in memory.
+            Ok(f) => {
+                let len = f.metadata()?.len();
+                let mut reader = io::BufReader::with_capacity(256 * 1024, f);
+                let mut good = 0u64;
+                let mut body = Vec::new();
+                while let Some(r) = read_record(&mut reader, &mut body)? {
+                    good += 8 + body.len() as u64;
+                    match r {
+                        Record::Put(m) => {
+                            live.insert(m.id.clone(), *m);
+                        }
+                        Record::Remove(id) => {
+                            live.remove(&id);
+                        }
+                    }
+                }
+                if good < len {
+                    tracing_note(&path, good, len);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let (records, good) = decode_all(&bytes);
-        if good < bytes.len() {
-            tracing_note(&path, good, bytes.len());
-        }
-        drop(bytes);
-        let mut live: HashMap<QueueId, Message> = HashMap::new();
-        for r in records {
-            match r {
-                Record::Put(m) => {
-                    live.insert(m.id.clone(), *m);
-                }
-                Record::Remove(id) => {
-                    live.remove(&id);
-                }
-            }
-        }
+        live.shrink_to_fit();
         let file = write_snapshot(dir, file_mode, live.values())?;
         let len = file.metadata()?.len();
         let sync_handle = std::sync::Arc::new(file.try_clone()?);
@@ -276,17 +290,20 @@ fn write_snapshot<'a>(
 ) -> io::Result<File> {
     let tmp = dir.join("journal.new");
     let path = dir.join(FILE);
-    let mut buf = Vec::new();
-    for m in live {
-        encode(&RecordRef::Put(m), &mut buf);
-    }
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(file_mode)
         .open(&tmp)?;
-    f.write_all(&buf)?;
+    let mut out = io::BufWriter::with_capacity(256 * 1024, f);
+    let mut buf = Vec::new();
+    for m in live {
+        buf.clear();
+        encode(&RecordRef::Put(m), &mut buf);
+        out.write_all(&buf)?;
+    }
+    let f = out.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, &path)?;
@@ -294,7 +311,7 @@ fn write_snapshot<'a>(
     OpenOptions::new().append(true).open(&path)
 }
 
-fn tracing_note(path: &Path, good: usize, len: usize) {
+fn tracing_note(path: &Path, good: u64, len: u64) {
     tracing::warn!(
         journal = %path.display(),
         kept = good,
@@ -317,7 +334,7 @@ mod tests {
             ret: None,
             size: 10,
             wire_size: 11,
-            session: "S".into(),
+            restored: false,
             held: false,
             rcpts: vec![Recipient::new(
                 "a@b.test".into(),

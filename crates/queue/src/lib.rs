@@ -30,7 +30,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-pub use envelope::{Attempt, Message, Notify, QueueId, Recipient, Ret, State, Target};
+pub use envelope::{
+    Attempt, Message, Notify, QueueId, Recipient, RecipientSummary, Ret, State, Summary, Target,
+};
 pub use journal::Journal;
 pub use schedule::Schedule;
 
@@ -94,6 +96,10 @@ impl Queue {
                 path: dir.join(journal::FILE).display().to_string(),
                 source,
             })?;
+        let mut messages = messages;
+        for m in messages.values_mut() {
+            m.restored = true;
+        }
         let live_bytes = messages.values().map(record_size).sum();
         Ok(Queue {
             dir: dir.to_path_buf(),
@@ -170,6 +176,19 @@ impl Queue {
     /// A copy of every queued message (for listings), oldest first.
     pub fn all(&self) -> Vec<Message> {
         let mut v: Vec<Message> = self.index().messages.values().cloned().collect();
+        v.sort_by(|a, b| (a.arrival, &a.id).cmp(&(b.arrival, &b.id)));
+        v
+    }
+
+    /// What `queue list` shows of every message, oldest first (built under
+    /// the lock, without copying whole messages).
+    pub fn summaries(&self) -> Vec<Summary> {
+        let mut v: Vec<Summary> = self
+            .index()
+            .messages
+            .values()
+            .map(Message::summary)
+            .collect();
         v.sort_by(|a, b| (a.arrival, &a.id).cmp(&(b.arrival, &b.id)));
         v
     }
@@ -360,7 +379,7 @@ mod tests {
             ret: None,
             size: 10,
             wire_size: 11,
-            session: "S".into(),
+            restored: false,
             held: false,
             rcpts: vec![Recipient::new(
                 "a@b.test".into(),
@@ -426,7 +445,7 @@ mod tests {
         assert!(q.get("A").is_none());
         let b = q.get("B").unwrap();
         assert_eq!(b.rcpts[0].state, State::Deferred);
-        assert_eq!(b.rcpts[0].last_reply.as_deref(), Some("452 4.2.2 full"));
+        assert_eq!(b.rcpts[0].last_reply(), Some("452 4.2.2 full"));
         assert_eq!(q.next_due(), Some(400));
         assert!(q.due(399).is_empty());
         assert_eq!(q.due(400), ["B"]);

@@ -20,7 +20,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use pillarbox_codes::Row;
-use pillarbox_queue::{Message, QueueError, State};
+use pillarbox_queue::{Message, QueueError, State, Summary};
 
 use crate::server::Shared;
 
@@ -70,6 +70,9 @@ pub struct Response {
     /// The messages concerned (all of them for `list`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<Message>,
+    /// `list`: every message, as the listing shows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub summaries: Vec<Summary>,
     /// `show`: the message's header section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
@@ -84,6 +87,7 @@ impl Response {
             ok: false,
             error: Some(e.to_string()),
             messages: Vec::new(),
+            summaries: Vec::new(),
             header: None,
             now: 0,
         }
@@ -159,16 +163,41 @@ async fn serve(shared: Arc<Shared>, stream: UnixStream) {
         Err(e) => Response::error(format!("cannot read the request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    drop(response);
     out.push(b'\n');
     let _ = write.write_all(&out).await;
+    drop(out);
+    give_back_memory();
+}
+
+/// A listing of a large queue builds tens of megabytes that are freed at
+/// once; glibc keeps freed memory inside its heaps until told otherwise, so
+/// without this the server's RSS would keep the peak of its largest listing.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the heaps to the
+    // system; it is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Carries out one request.
 pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     let queue = &shared.delivery.queue;
     let now = shared.services.clock.now();
+    if req == Request::List {
+        return Response {
+            ok: true,
+            error: None,
+            messages: Vec::new(),
+            summaries: queue.summaries(),
+            header: None,
+            now,
+        };
+    }
     let result: Result<(Vec<Message>, Option<String>), QueueError> = match req {
-        Request::List => Ok((queue.all(), None)),
+        Request::List => Ok((Vec::new(), None)),
         Request::Show { id } => match queue.get(&id) {
             Some(m) => {
                 let header = read_header(&queue.body_path(&id));
@@ -251,6 +280,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
             ok: true,
             error: None,
             messages,
+            summaries: Vec::new(),
             header,
             now,
         },

@@ -53,8 +53,6 @@ pub(crate) struct Delivery {
     /// Recipients (queue id, index) whose quota room the session reserved at
     /// the end of data; the worker gives it back after its first attempt.
     reserved: Mutex<HashSet<(QueueId, usize)>>,
-    /// What the queue held at start: its first attempt also looks in `cur/`.
-    replayed: Mutex<HashSet<QueueId>>,
 }
 
 impl Delivery {
@@ -62,14 +60,12 @@ impl Delivery {
     pub(crate) fn new(queue: Arc<Queue>, max_batch: usize) -> std::io::Result<Self> {
         let committer = Committer::start(queue.clone(), max_batch)?;
         let (wake, rx) = mpsc::unbounded_channel();
-        let replayed = queue.all().into_iter().map(|m| m.id).collect();
         Ok(Self {
             queue,
             committer,
             wake,
             wake_rx: Mutex::new(Some(rx)),
             reserved: Mutex::new(HashSet::new()),
-            replayed: Mutex::new(replayed),
         })
     }
 
@@ -91,20 +87,6 @@ impl Delivery {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(id.to_string(), index))
-    }
-
-    fn is_replayed(&self, id: &str) -> bool {
-        self.replayed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
-    }
-
-    fn forget_replayed(&self, id: &str) {
-        self.replayed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
     }
 }
 
@@ -208,16 +190,15 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
     for (mi, m) in work.iter_mut().enumerate() {
         // Held from the last process: its first attempt now also looks in
         // `cur/` for a copy that process made (and a client read since).
-        let replay = shared.delivery.is_replayed(&m.id);
+        let replay = m.restored;
         let from = sender_path(&m.sender);
         for ri in 0..m.rcpts.len() {
             let r = &m.rcpts[ri];
             if !r.is_pending() || (!all && r.next_attempt > now) {
                 continue;
             }
-            if replay {
-                shared.delivery.forget_replayed(&m.id);
-            }
+            // Once tried, what the last process did is known.
+            m.restored = false;
             let mb = match &r.target {
                 Target::Local { domain, user } => MailboxAddr {
                     domain: domain.clone(),
@@ -649,8 +630,7 @@ fn build_dsn(
         .map(|&i| {
             let r = &m.rcpts[i];
             let status = r
-                .last_reply
-                .as_deref()
+                .last_reply()
                 .and_then(|l| l.split_whitespace().nth(1))
                 .filter(|s| s.contains('.'))
                 .unwrap_or(match action {
@@ -664,7 +644,7 @@ fn build_dsn(
                 original_recipient: r.orcpt.clone(),
                 action,
                 status,
-                reply: r.last_reply.clone(),
+                reply: r.last_reply().map(str::to_string),
                 remote_mta: None,
                 last_attempt: r.history.last().map(|a| at(a.at)),
                 will_retry_until: retry_until.map(at),
@@ -729,8 +709,8 @@ async fn enqueue_report(
         ret: None,
         size: 0,
         wire_size: 0,
-        session: String::new(),
         held: false,
+        restored: false,
         rcpts: vec![Recipient {
             notify: pillarbox_queue::Notify::NEVER,
             ..Recipient::new(to.to_string(), target)

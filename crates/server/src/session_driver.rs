@@ -781,8 +781,8 @@ impl Driver {
             }),
             size: stored,
             wire_size: msg.wire_size(),
-            session: self.id.clone(),
             held: false,
+            restored: false,
             rcpts,
         };
         // Refused at the end of data while others were accepted: they wait
