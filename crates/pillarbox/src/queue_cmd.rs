@@ -144,11 +144,11 @@ fn line(m: &Summary, now: u64) -> String {
         })
         .collect();
     format!(
-        "{}  {}  {} B  {}{}  {}",
+        "{}  {}  {} B  <{}>{}  {}",
         m.id,
         span(now.saturating_sub(m.arrival)),
         m.size,
-        format!("<{}>", m.sender),
+        m.sender,
         if m.held { "  [held]" } else { "" },
         rcpts.join("; ")
     )
