@@ -354,12 +354,7 @@ fn sigkill_while_the_queue_retries_loses_nothing_and_delivers_nothing_twice() {
         }
     };
     wait_for_acks(90);
-    let out = std::process::Command::new(common::binary())
-        .args(["queue", "list", "--config"])
-        .arg(&dir.config_path)
-        .output()
-        .expect("run pillarbox queue list");
-    let list = String::from_utf8_lossy(&out.stdout);
+    let list = dir.queue_cli(&["list"]);
     assert!(
         list.contains("shared@other.test deferred (452 4.2.2"),
         "copies for the shared mailbox wait in the queue:\n{list}"

@@ -104,12 +104,7 @@ fn a_lock_set_during_a_transaction_covers_the_delivery_in_progress() {
     assert_eq!(r.code, 250, "{r}");
     assert_eq!(dir.messages("bob@example.test").len(), 1);
     assert!(dir.messages("alice@example.test").is_empty());
-    let out = std::process::Command::new(binary())
-        .args(["queue", "list", "--config"])
-        .arg(&dir.config_path)
-        .output()
-        .expect("run pillarbox queue list");
-    let list = String::from_utf8_lossy(&out.stdout);
+    let list = dir.queue_cli(&["list"]);
     assert!(
         list.contains("alice@example.test deferred (450 4.2.1"),
         "{list}"

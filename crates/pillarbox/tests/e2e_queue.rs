@@ -12,22 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `pillarbox queue ARGS --config FILE`, checked; its stdout.
 fn queue(dir: &TestDir, args: &[&str]) -> String {
-    let out = Command::new(binary())
-        .arg("queue")
-        .args(args)
-        .arg("--config")
-        .arg(&dir.config_path)
-        .output()
-        .expect("run pillarbox queue");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "queue {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    dir.queue_cli(args)
 }
 
 /// The queue as `queue list --json` prints it.

@@ -237,7 +237,7 @@ fn quota_full_mailbox_gives_452_at_rcpt_and_at_end_of_data() {
         .unwrap();
     assert_eq!(r.code, 250, "{r}");
     assert_eq!(dir.messages("bob@example.test").len(), 1, "bob has room");
-    let queued = queue_list_json(&dir);
+    let queued = dir.queue_cli(&["list", "--json"]);
     assert!(
         queued.contains("\"state\": \"deferred\"") && queued.contains("452 4.2.2 mailbox full"),
         "{queued}"
@@ -369,15 +369,4 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
     let reply = c.read_reply().expect("reply to the end of data");
     assert_eq!(reply.code, 250, "{reply}");
     assert_eq!(dir.messages("bob@example.test").len(), 2);
-}
-
-/// `pillarbox queue list --json` of the running server.
-fn queue_list_json(dir: &TestDir) -> String {
-    let out = std::process::Command::new(common::binary())
-        .args(["queue", "list", "--json", "--config"])
-        .arg(&dir.config_path)
-        .output()
-        .expect("run pillarbox queue list");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

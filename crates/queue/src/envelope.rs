@@ -314,6 +314,29 @@ impl Message {
     }
 }
 
+/// A message of one local recipient, not tried yet (for tests).
+#[cfg(test)]
+pub(crate) fn sample(id: &str, arrival: u64) -> Message {
+    Message {
+        id: id.into(),
+        arrival,
+        sender: "s@x.test".into(),
+        envid: None,
+        ret: None,
+        size: 10,
+        wire_size: 11,
+        restored: false,
+        held: false,
+        rcpts: vec![Recipient::new(
+            "a@b.test".into(),
+            Target::Local {
+                domain: "b.test".into(),
+                user: "a".into(),
+            },
+        )],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

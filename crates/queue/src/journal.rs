@@ -323,27 +323,9 @@ fn tracing_note(path: &Path, good: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Recipient, Target};
 
     fn msg(id: &str) -> Message {
-        Message {
-            id: id.into(),
-            arrival: 7,
-            sender: "s@x.test".into(),
-            envid: None,
-            ret: None,
-            size: 10,
-            wire_size: 11,
-            restored: false,
-            held: false,
-            rcpts: vec![Recipient::new(
-                "a@b.test".into(),
-                Target::Local {
-                    domain: "b.test".into(),
-                    user: "a".into(),
-                },
-            )],
-        }
+        crate::envelope::sample(id, 7)
     }
 
     #[test]

@@ -371,24 +371,7 @@ mod tests {
     use super::*;
 
     fn msg(id: &str) -> Message {
-        Message {
-            id: id.into(),
-            arrival: 100,
-            sender: "s@x.test".into(),
-            envid: None,
-            ret: None,
-            size: 10,
-            wire_size: 11,
-            restored: false,
-            held: false,
-            rcpts: vec![Recipient::new(
-                "a@b.test".into(),
-                Target::Local {
-                    domain: "b.test".into(),
-                    user: "a".into(),
-                },
-            )],
-        }
+        crate::envelope::sample(id, 100)
     }
 
     fn open(dir: &Path) -> Queue {

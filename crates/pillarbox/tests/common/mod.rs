@@ -984,6 +984,25 @@ pub fn dovecot_config_from_docs(values: &[(&str, String)]) -> String {
 }
 
 impl TestDir {
+    /// `pillarbox queue ARGS --config FILE` against the running server,
+    /// checked; its stdout.
+    pub fn queue_cli(&self, args: &[&str]) -> String {
+        let out = Command::new(binary())
+            .arg("queue")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .output()
+            .expect("run pillarbox queue");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "queue {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
     /// The users file the config names (`[users] file`).
     pub fn users_file(&self) -> PathBuf {
         self.path().join("users")
