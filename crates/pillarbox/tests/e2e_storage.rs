@@ -103,7 +103,7 @@ fn enospc_mid_write_gives_452_leaves_nothing_partial_and_recovers() {
         files_under(&dir.data_dir, "cur").is_empty(),
         "nothing in cur/"
     );
-    let spool: Vec<_> = fs::read_dir(dir.data_dir.join("queue/messages"))
+    let spool: Vec<_> = fs::read_dir(dir.data_dir.join("queue/incoming"))
         .unwrap()
         .flatten()
         .collect();
@@ -351,7 +351,7 @@ fn quota_get_beside_a_live_server_leaves_the_message_in_flight_alone() {
     c.expect("DATA", 354);
     c.send(b"Subject: in flight\r\n\r\nthe first half\r\n")
         .unwrap();
-    let spool = dir.data_dir.join("queue/messages");
+    let spool = dir.data_dir.join("queue/incoming");
     let in_spool = || fs::read_dir(&spool).unwrap().flatten().count();
     for _ in 0..500 {
         if in_spool() > 0 {

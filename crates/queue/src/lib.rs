@@ -249,29 +249,45 @@ impl Queue {
     /// is removed. `durable`: wait for the journal sync (a state whose loss
     /// would repeat something visible, like a DSN queued); a lost delivered
     /// state is not that (the replay finds the copy by its name).
-    pub fn finish(&self, mut msg: Message, durable: bool) -> Result<(), QueueError> {
-        let done = msg.is_done();
+    pub fn finish(&self, msg: Message, durable: bool) -> Result<(), QueueError> {
+        self.finish_all(vec![msg], durable)
+    }
+
+    /// [`Self::finish`] for several messages, recorded in one journal write.
+    pub fn finish_all(&self, msgs: Vec<Message>, durable: bool) -> Result<(), QueueError> {
+        let mut done_ids: Vec<QueueId> = Vec::new();
         let at = {
             let mut index = self.index();
-            index.claimed.remove(&msg.id);
-            let Some(cur) = index.messages.get_mut(&msg.id) else {
+            let mut puts: Vec<Message> = Vec::new();
+            for mut msg in msgs {
+                index.claimed.remove(&msg.id);
                 // Deleted by an operator meanwhile: that stands.
-                return Ok(());
-            };
-            // An operator's hold made meanwhile stands too.
-            msg.held = cur.held;
-            let at = if done {
-                self.journal.append(&[], &[&msg.id])
-            } else {
-                self.journal.append(&[&msg], &[])
+                let Some(cur) = index.messages.get(&msg.id) else {
+                    continue;
+                };
+                // An operator's hold made meanwhile stands too.
+                msg.held = cur.held;
+                if msg.is_done() {
+                    done_ids.push(msg.id.clone());
+                } else {
+                    puts.push(msg);
+                }
             }
-            .map_err(|e| self.journal_error(e))?;
-            if done {
-                if let Some(old) = index.messages.remove(&msg.id) {
+            let put_refs: Vec<&Message> = puts.iter().collect();
+            let removes: Vec<&str> = done_ids.iter().map(String::as_str).collect();
+            let at = self
+                .journal
+                .append(&put_refs, &removes)
+                .map_err(|e| self.journal_error(e))?;
+            for id in &done_ids {
+                if let Some(old) = index.messages.remove(id) {
                     index.live_bytes = index.live_bytes.saturating_sub(record_size(&old));
                 }
-            } else {
-                *cur = msg.clone();
+            }
+            for m in puts {
+                if let Some(cur) = index.messages.get_mut(&m.id) {
+                    *cur = m;
+                }
             }
             at
         };
@@ -280,10 +296,10 @@ impl Queue {
                 .sync_to(at)
                 .map_err(|e| self.journal_error(e))?;
         }
-        if done {
-            // After the removal record: a crash in between leaves a body no
-            // record names, which the next start sweeps away.
-            let _ = std::fs::remove_file(self.body_path(&msg.id));
+        // After the removal records: a crash in between leaves bodies no
+        // record names, which the next start sweeps away.
+        for id in &done_ids {
+            let _ = std::fs::remove_file(self.body_path(id));
         }
         self.maybe_rewrite();
         Ok(())

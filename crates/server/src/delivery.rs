@@ -243,25 +243,54 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
             });
         }
     }
-    // The file work, off the runtime: link each copy, then sync each `new/` once.
-    if !plan.is_empty() {
-        let store = shared.store.clone();
-        let placed = tokio::task::spawn_blocking(move || {
-            place(&store, &mut plan);
-            plan
-        })
-        .await;
-        match placed {
-            Ok(p) => plan = p,
-            Err(e) => {
-                tracing::error!(error = %e, "delivery thread failed");
-                for m in work {
-                    shared.delivery.queue.unclaim(&m.id);
-                }
-                return;
-            }
+    // The file work and the bookkeeping, off the runtime: link each copy,
+    // sync each `new/` once, record the outcomes and the quota usage, and
+    // give back in one journal write every message that calls for no DSN.
+    let (sh, rt2) = (shared.clone(), rt.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        if !plan.is_empty() {
+            place(&sh.store, &mut plan);
+        }
+        record_outcomes(&sh, &rt2, &mut work, plan, now);
+        let sch = schedule(&rt2.cfg);
+        let (loud, quiet): (Vec<(bool, Message)>, Vec<(bool, Message)>) = work
+            .into_iter()
+            .map(|mut m| (needs_notice(&sch, &mut m, now), m))
+            .partition(|(due, _)| *due);
+        let quiet = quiet.into_iter().map(|(_, m)| m).collect();
+        if let Err(e) = sh.delivery.queue.finish_all(quiet, false) {
+            tracing::error!(error = %e, "cannot record delivery outcomes");
+        }
+        loud.into_iter().map(|(_, m)| m).collect::<Vec<Message>>()
+    })
+    .await;
+    let loud = match done {
+        Ok(loud) => loud,
+        Err(e) => {
+            // Its messages stay claimed until the next start, which tries
+            // them again; nothing is lost.
+            tracing::error!(error = %e, "delivery thread failed");
+            return;
+        }
+    };
+    for m in loud {
+        let id = m.id.clone();
+        let (m, durable) = notify(shared, &rt, m, now).await;
+        if let Err(e) = shared.delivery.queue.finish(m, durable) {
+            tracing::error!(queue_id = %id, error = %e, "cannot record the delivery outcome");
         }
     }
+}
+
+/// Applies what each placement came to: the recipient's outcome, the
+/// quota usage of a copy made, the room reserved given back.
+fn record_outcomes(
+    shared: &Shared,
+    rt: &Settings,
+    work: &mut [Message],
+    plan: Vec<Placement>,
+    now: u64,
+) {
     let users = shared.services.users.current();
     for p in plan {
         let m = &mut work[p.message];
@@ -272,31 +301,50 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
                         .record_delivery(&users, std::slice::from_ref(&p.mailbox), m.size);
                 }
                 tracing::info!(queue_id = %m.id, to = %p.mailbox, replayed = already, "delivered");
-                outcome(&rt, m, p.rcpt, now, Ok(()));
+                outcome(rt, m, p.rcpt, now, Ok(()));
             }
             Some(Err(e)) => {
                 shared.disk.invalidate();
                 tracing::warn!(queue_id = %m.id, to = %p.mailbox, error = %e, "delivery failed");
                 outcome(
-                    &rt,
+                    rt,
                     m,
                     p.rcpt,
                     now,
                     Err(crate::session_driver::store_reply(&e)),
                 );
             }
-            None => outcome(&rt, m, p.rcpt, now, Err(Row::LocalError.reply())),
+            None => outcome(rt, m, p.rcpt, now, Err(Row::LocalError.reply())),
         }
         if p.holds_room {
             rt.quotas.release(&p.mailbox, m.size);
         }
     }
-    for m in work {
-        let durable = notify(shared, &rt, m.clone(), now).await;
-        if let Err(e) = shared.delivery.queue.finish(durable.0, durable.1) {
-            tracing::error!(queue_id = %m.id, error = %e, "cannot record the delivery outcome");
+}
+
+/// Marks reported the final recipients whose NOTIFY asks for no DSN, and
+/// says whether a notice is due for `m` now (a DSN, a delay notice, or a
+/// report to the postmaster): those go through [`notify`].
+fn needs_notice(sch: &Schedule, m: &mut Message, now: u64) -> bool {
+    if m.rcpts.iter().any(Recipient::is_pending) {
+        return sch.delay_due(m.arrival, now)
+            && m.rcpts
+                .iter()
+                .any(|r| r.is_pending() && !r.delay_reported && r.attempts > 0);
+    }
+    let mut due = false;
+    for r in m.rcpts.iter_mut().filter(|r| !r.reported) {
+        let wanted = match r.state {
+            State::Failed => r.notify.failure,
+            _ => r.notify.success,
+        };
+        if wanted {
+            due = true;
+        } else {
+            r.reported = true;
         }
     }
+    due
 }
 
 /// One copy to place.

@@ -291,6 +291,7 @@ pub fn own_data_dir(account: &Account, cfg: &Config, file: &str) -> Result<(), P
         data.join("mail"),
         queue.clone(),
         data.join(pillarbox_store::maildir::SPOOL_DIR),
+        data.join(pillarbox_store::maildir::KEPT_DIR),
     ];
     let generated_tls = cfg.tls.is_none();
     if generated_tls {

@@ -245,13 +245,13 @@ impl Server {
         };
         let queue_dir = cfg.data_dir.join("queue");
         let queue =
-            pillarbox_queue::Queue::open(&queue_dir, store.spool_dir(), cfg.storage.modes().file)
+            pillarbox_queue::Queue::open(&queue_dir, store.kept_dir(), cfg.storage.modes().file)
                 .map_err(|e| {
-                StartError::Init(format!(
-                    "cannot open the queue in {}: {e}",
-                    queue_dir.display()
-                ))
-            })?;
+                    StartError::Init(format!(
+                        "cannot open the queue in {}: {e}",
+                        queue_dir.display()
+                    ))
+                })?;
         // A body the journal does not name never got its 250: its client
         // still has the message.
         let swept = store

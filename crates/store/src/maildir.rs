@@ -151,6 +151,8 @@ pub struct MaildirStore {
     data_dir: PathBuf,
     mail_dir: Arc<Path>,
     spool_dir: PathBuf,
+    /// Where kept bodies go (`<data_dir>/queue/messages`).
+    kept_dir: Arc<Path>,
     /// The host name as it goes into file names, already escaped.
     name_host: Arc<str>,
     /// Quota usage of the Maildirs delivered to, shared by every clone.
@@ -163,9 +165,15 @@ pub struct MaildirStore {
     _lock: Arc<DataDirLock>,
 }
 
-/// Where message bodies are written as they arrive and kept while queued,
-/// relative to the data directory.
-pub const SPOOL_DIR: &str = "queue/messages";
+/// Where message bodies are written as they arrive, relative to the data
+/// directory. Nothing there is needed after a crash (no client was told
+/// `250` for it), so the directory is never synced, and creating a file in
+/// it never waits for a sync of the directory the kept bodies are in.
+pub const SPOOL_DIR: &str = "queue/incoming";
+
+/// Where message bodies are kept while the queue holds them, relative to the
+/// data directory: [`persist_batch`] moves them here.
+pub const KEPT_DIR: &str = "queue/messages";
 
 /// The name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "pillarbox.lock";
@@ -266,8 +274,10 @@ impl MaildirStore {
     pub fn open(data_dir: &Path, hostname: &str, modes: Modes) -> Result<Self, StoreError> {
         let mail_dir = data_dir.join("mail");
         let spool_dir = data_dir.join(SPOOL_DIR);
+        let kept_dir = data_dir.join(KEPT_DIR);
         ensure_dir(&mail_dir, modes.dir)?;
         ensure_dir(&spool_dir, modes.dir)?;
+        ensure_dir(&kept_dir, modes.dir)?;
         let lock = DataDirLock::take(data_dir)?;
         // The spool of the releases before the queue: what is left there is a
         // crash's remnant whose client never got its 250.
@@ -279,6 +289,7 @@ impl MaildirStore {
             data_dir: data_dir.to_path_buf(),
             mail_dir: mail_dir.into(),
             spool_dir,
+            kept_dir: kept_dir.into(),
             _lock: Arc::new(lock),
             name_host: escape_host(hostname).into(),
             quota: Arc::new(crate::quota::UsageCache::with_file_mode(modes.file)),
@@ -287,17 +298,23 @@ impl MaildirStore {
         })
     }
 
-    /// The directory message bodies are spooled and queued in
-    /// (`<data_dir>/queue/messages`).
+    /// The directory message bodies are written to as they arrive
+    /// (`<data_dir>/queue/incoming`).
     pub fn spool_dir(&self) -> &Path {
         &self.spool_dir
     }
 
-    /// Removes every spool file for which `keep` (given the file name) says
-    /// no: at start, the queue keeps the bodies it holds and the rest are
-    /// remnants of messages that never got their 250. Returns how many went.
+    /// The directory kept bodies are in (`<data_dir>/queue/messages`).
+    pub fn kept_dir(&self) -> &Path {
+        &self.kept_dir
+    }
+
+    /// Removes every body being received (a crash's: its client was not
+    /// answered) and every kept body for which `keep` (given the file name)
+    /// says no: at start, the queue keeps the bodies it holds and the rest
+    /// are remnants of messages that never got their 250. Returns how many went.
     pub fn clear_spool_except(&self, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
-        clear_spool(&self.spool_dir, keep)
+        Ok(clear_spool(&self.spool_dir, |_| false)? + clear_spool(&self.kept_dir, keep)?)
     }
 
     /// The Maildir name of a queued message's copy for one recipient,
@@ -442,6 +459,7 @@ impl MaildirStore {
                 state: SpoolState::Writing,
             }),
             spool,
+            kept_dir: self.kept_dir.clone(),
             spool_exists: true,
             dir_syncs: self.dir_syncs.clone(),
             mail_dir: self.mail_dir.clone(),
@@ -509,9 +527,27 @@ pub fn persist_batch(batch: Vec<IncomingMessage>) -> Vec<Result<Kept, StoreError
         .zip(msgs.iter().map(|(_, m)| m.spool.as_path()))
         .collect();
     let mut synced = sync_spool_files(&written);
+    drop(written);
+    // Moved among the kept bodies (their data and inode durable already),
+    // then that directory synced once: every name findable after a power cut.
     if synced.is_ok() {
+        let mut moved: Vec<(usize, IncomingMessage)> = Vec::with_capacity(msgs.len());
+        for (i, mut msg) in msgs {
+            let Some(name) = msg.spool.file_name().map(|n| msg.kept_dir.join(n)) else {
+                results[i] = Some(Err(closed_error(&msg.spool)));
+                continue;
+            };
+            match fs::rename(&msg.spool, &name) {
+                Ok(()) => {
+                    msg.spool = name;
+                    moved.push((i, msg));
+                }
+                Err(e) => results[i] = Some(Err(StoreError::io("move message into", &name, e))),
+            }
+        }
+        msgs = moved;
         if let Some((_, m)) = msgs.first() {
-            let dirs: Vec<&Path> = m.spool.parent().into_iter().collect();
+            let dirs: Vec<&Path> = vec![&*m.kept_dir];
             synced = sync_dirs(&dir_tickets(&dirs, &m.dir_syncs));
         }
     }
@@ -566,6 +602,8 @@ pub struct IncomingMessage {
     out: Option<SpoolOut>,
     /// The spool file's name.
     spool: PathBuf,
+    /// Where [`persist_batch`] moves it.
+    kept_dir: Arc<Path>,
     /// The spool name is not unlinked yet.
     spool_exists: bool,
     /// The modes of a copied message file and of the Maildir directories made.
@@ -1486,15 +1524,20 @@ mod tests {
     #[test]
     fn the_spool_sweep_keeps_what_the_queue_names_and_removes_the_rest() {
         let (_dir, store) = store();
-        fs::write(store.spool_dir().join("queued"), b"a message\n").expect("write");
-        fs::write(store.spool_dir().join("crashed"), b"half a").expect("write");
+        fs::write(store.kept_dir().join("queued"), b"a message\n").expect("write");
+        fs::write(store.kept_dir().join("crashed"), b"half a").expect("write");
+        fs::write(store.spool_dir().join("arriving"), b"half a").expect("write");
         assert_eq!(
             store.clear_spool_except(|n| n == "queued").expect("sweep"),
-            1
+            2
+        );
+        assert!(
+            spool_entries(&store).is_empty(),
+            "nothing being received survives"
         );
         assert_eq!(
-            spool_entries(&store),
-            vec![store.spool_dir().join("queued")]
+            entries(store.kept_dir()),
+            vec![store.kept_dir().join("queued")]
         );
     }
 
@@ -1504,7 +1547,11 @@ mod tests {
         let mut msg = store.begin("Q1").expect("begin");
         msg.write(b"Subject: x\r\n\r\nbody\r\n").expect("write");
         let kept = persist_batch(vec![msg]).pop().expect("one").expect("kept");
-        assert_eq!(kept.path, store.spool_dir().join("Q1"));
+        assert_eq!(kept.path, store.kept_dir().join("Q1"));
+        assert!(
+            spool_entries(&store).is_empty(),
+            "moved out of the incoming directory"
+        );
         assert!(kept.path.exists(), "kept after the message is dropped");
         let name = store.queued_name(1, "Q1R0", kept.stored_size, kept.wire_size);
         let first = store
