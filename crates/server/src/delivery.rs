@@ -253,15 +253,18 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
         }
         record_outcomes(&sh, &rt2, &mut work, plan, now);
         let sch = schedule(&rt2.cfg);
-        let (loud, quiet): (Vec<(bool, Message)>, Vec<(bool, Message)>) = work
-            .into_iter()
-            .map(|mut m| (needs_notice(&sch, &mut m, now), m))
-            .partition(|(due, _)| *due);
-        let quiet = quiet.into_iter().map(|(_, m)| m).collect();
+        let (mut loud, mut quiet) = (Vec::new(), Vec::new());
+        for mut m in work {
+            if needs_notice(&sch, &mut m, now) {
+                loud.push(m);
+            } else {
+                quiet.push(m);
+            }
+        }
         if let Err(e) = sh.delivery.queue.finish_all(quiet, false) {
             tracing::error!(error = %e, "cannot record delivery outcomes");
         }
-        loud.into_iter().map(|(_, m)| m).collect::<Vec<Message>>()
+        loud
     })
     .await;
     let loud = match done {
