@@ -1011,6 +1011,55 @@ mod tests {
     }
 
     #[test]
+    fn reservations_count_against_the_quota_until_released() {
+        let (_t, m) = maildir();
+        let q = bytes_limit(1000);
+        let cache = UsageCache::default();
+        assert_eq!(cache.usage(&m, &q).unwrap(), at(0, 0));
+        cache.record(&m, &q, 300, 1).unwrap();
+        // Two messages on their way in: the second no longer fits beside
+        // what is there and what is reserved.
+        assert!(cache.reserve(&m, &q, 400).unwrap());
+        assert_eq!(cache.pending(&m), at(400, 1));
+        assert!(!cache.reserve(&m, &q, 400).unwrap());
+        assert_eq!(cache.pending(&m), at(400, 1), "a refusal reserves nothing");
+        // The first lands: recorded, then given back; the room is the file's.
+        cache.record(&m, &q, 400, 1).unwrap();
+        cache.release(&m, 400);
+        assert_eq!(cache.pending(&m), at(0, 0));
+        assert!(cache.reserve(&m, &q, 300).unwrap());
+        assert!(
+            !cache.reserve(&m, &q, 1).unwrap(),
+            "700 + 300 reserved is the limit"
+        );
+    }
+
+    #[test]
+    fn concurrent_reservations_never_overshoot() {
+        let (_t, m) = maildir();
+        let q = bytes_limit(10_000);
+        let cache = UsageCache::default();
+        let granted = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        if cache.reserve(&m, &q, 300).unwrap() {
+                            granted.fetch_add(300, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        let granted = granted.into_inner();
+        assert!(
+            granted <= 10_000,
+            "{granted} reserved over a limit of 10000"
+        );
+        assert_eq!(cache.pending(&m).bytes, granted);
+    }
+
+    #[test]
     fn exceeding_is_strictly_over_the_limit() {
         let q = QuotaLimit {
             bytes: Some(100),
