@@ -219,6 +219,11 @@ pub struct Recipient {
     /// A delay notice has been queued for it.
     #[serde(default)]
     pub delay_reported: bool,
+    /// Quota room is reserved for this copy (by the session at the end of
+    /// data, until the first attempt gives it back). In memory only: a
+    /// reservation does not outlive the process.
+    #[serde(skip)]
+    pub room_reserved: bool,
 }
 
 impl Recipient {
@@ -235,6 +240,7 @@ impl Recipient {
             history: Vec::new(),
             reported: false,
             delay_reported: false,
+            room_reserved: false,
         }
     }
 

@@ -4,8 +4,8 @@
 //! - Straight after a message's `250` the session hands its id over (the fast
 //!   path: the copy is in `new/` milliseconds later); once a second the
 //!   worker also takes every message whose next attempt is due; at start it
-//!   takes everything the queue holds (what was under way when the last
-//!   process stopped).
+//!   takes what was under way when the last process stopped (and what is
+//!   due), while a deferred recipient keeps its next attempt.
 //! - The local transport: the recipient checks that run again at delivery
 //!   (mailbox locked or disabled, quota, disk reserve) decide first; then the
 //!   body is hard-linked into `new/` under a name made of the queue id and
@@ -20,7 +20,6 @@
 //!   A message from the null sender gets no DSN: its failure is logged and
 //!   reported to the postmaster instead.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -50,9 +49,6 @@ pub(crate) struct Delivery {
     pub(crate) committer: Committer,
     wake: mpsc::UnboundedSender<QueueId>,
     wake_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueId>>>,
-    /// Recipients (queue id, index) whose quota room the session reserved at
-    /// the end of data; the worker gives it back after its first attempt.
-    reserved: Mutex<HashSet<(QueueId, usize)>>,
 }
 
 impl Delivery {
@@ -65,7 +61,6 @@ impl Delivery {
             committer,
             wake,
             wake_rx: Mutex::new(Some(rx)),
-            reserved: Mutex::new(HashSet::new()),
         })
     }
 
@@ -73,20 +68,19 @@ impl Delivery {
     pub(crate) fn deliver_now(&self, id: QueueId) {
         let _ = self.wake.send(id);
     }
+}
 
-    /// Notes the quota room the session reserved for recipient `index` of `id`.
-    pub(crate) fn note_reserved(&self, id: &str, index: usize) {
-        self.reserved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((id.to_string(), index));
-    }
-
-    fn take_reserved(&self, id: &str, index: usize) -> bool {
-        self.reserved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(id.to_string(), index))
+/// Gives back the quota room still reserved for `m`'s copies (a message
+/// deleted or returned by the administrator before its first attempt).
+pub(crate) fn give_back_room(rt: &Settings, m: &Message) {
+    for r in m.rcpts.iter().filter(|r| r.room_reserved) {
+        if let Target::Local { domain, user } = &r.target {
+            let mb = MailboxAddr {
+                domain: domain.clone(),
+                user: user.clone(),
+            };
+            rt.quotas.release(&mb, m.size);
+        }
     }
 }
 
@@ -174,7 +168,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
 }
 
 /// Tries every message of `ids` that is due: `all` takes every pending
-/// recipient whatever its next attempt says (at start, `queue retry`).
+/// recipient whatever its next attempt says (`queue retry`, `bounce`).
 pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) {
     let rt = shared.settings();
     let now = shared.services.clock.now();
@@ -209,7 +203,9 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
                     continue;
                 }
             };
-            let reserved = shared.delivery.take_reserved(&m.id, ri);
+            // Reserved by the session at the end of data, whose checks
+            // stand; otherwise they are asked again, and the room reserved.
+            let reserved = std::mem::take(&mut m.rcpts[ri].room_reserved);
             if !reserved {
                 if let Err(reply) = recheck(shared, &rt, &from, &mb, m.size).await {
                     outcome(&rt, m, ri, now, Err(reply));
@@ -217,10 +213,7 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
                 }
             }
             let holds_room = reserved
-                || match rt
-                    .quotas
-                    .reserve(&shared.services.users.current(), &mb, m.size)
-                {
+                || match rt.quotas.reserve(&shared.services, &mb, m.size) {
                     Ok(held) => held,
                     Err(reply) => {
                         outcome(&rt, m, ri, now, Err(reply));
@@ -255,10 +248,11 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
         let sch = schedule(&rt2.cfg);
         let (mut loud, mut quiet) = (Vec::new(), Vec::new());
         for mut m in work {
-            if needs_notice(&sch, &mut m, now) {
-                loud.push(m);
-            } else {
+            let notices = Notices::of(&sch, &mut m, now);
+            if notices.is_empty() {
                 quiet.push(m);
+            } else {
+                loud.push((m, notices));
             }
         }
         if let Err(e) = sh.delivery.queue.finish_all(quiet, false) {
@@ -276,9 +270,9 @@ pub(crate) async fn attempt(shared: &Arc<Shared>, ids: Vec<QueueId>, all: bool) 
             return;
         }
     };
-    for m in loud {
+    for (m, notices) in loud {
         let id = m.id.clone();
-        let (m, durable) = notify(shared, &rt, m, now).await;
+        let (m, durable) = notify(shared, &rt, m, notices, now).await;
         if let Err(e) = shared.delivery.queue.finish(m, durable) {
             tracing::error!(queue_id = %id, error = %e, "cannot record the delivery outcome");
         }
@@ -325,29 +319,53 @@ fn record_outcomes(
     }
 }
 
-/// Marks reported the final recipients whose NOTIFY asks for no DSN, and
-/// says whether a notice is due for `m` now (a DSN, a delay notice, or a
-/// report to the postmaster): those go through [`notify`].
-fn needs_notice(sch: &Schedule, m: &mut Message, now: u64) -> bool {
-    if m.rcpts.iter().any(Recipient::is_pending) {
-        return sch.delay_due(m.arrival, now)
-            && m.rcpts
-                .iter()
-                .any(|r| r.is_pending() && !r.delay_reported && r.attempts > 0);
-    }
-    let mut due = false;
-    for r in m.rcpts.iter_mut().filter(|r| !r.reported) {
-        let wanted = match r.state {
-            State::Failed => r.notify.failure,
-            _ => r.notify.success,
-        };
-        if wanted {
-            due = true;
-        } else {
-            r.reported = true;
+/// The notices a message's outcomes call for now, by recipient index.
+#[derive(Debug, Default)]
+struct Notices {
+    /// Still waiting past `[queue] delay_warning`, with NOTIFY=DELAY.
+    delayed: Vec<usize>,
+    /// Failed, with NOTIFY=FAILURE (the default).
+    failed: Vec<usize>,
+    /// Delivered, with NOTIFY=SUCCESS.
+    delivered: Vec<usize>,
+}
+
+impl Notices {
+    /// What `m` calls for at `now`. A recipient whose NOTIFY asks for no
+    /// notice (or that no one could be told of: a delay or a success of the
+    /// null sender's mail) is marked as reported on the spot. Final reports
+    /// wait until no recipient is pending: one DSN per message and kind.
+    fn of(sch: &Schedule, m: &mut Message, now: u64) -> Notices {
+        let mut n = Notices::default();
+        let bounce = m.is_bounce();
+        if m.rcpts.iter().any(Recipient::is_pending) {
+            if sch.delay_due(m.arrival, now) {
+                for (i, r) in m.rcpts.iter_mut().enumerate() {
+                    if !r.is_pending() || r.delay_reported || r.attempts == 0 {
+                        continue;
+                    }
+                    if r.notify.delay && !bounce {
+                        n.delayed.push(i);
+                    } else {
+                        r.delay_reported = true;
+                    }
+                }
+            }
+            return n;
         }
+        for (i, r) in m.rcpts.iter_mut().enumerate().filter(|(_, r)| !r.reported) {
+            match r.state {
+                State::Failed if r.notify.failure => n.failed.push(i),
+                State::Delivered if r.notify.success && !bounce => n.delivered.push(i),
+                _ => r.reported = true,
+            }
+        }
+        n
     }
-    due
+
+    fn is_empty(&self) -> bool {
+        self.delayed.is_empty() && self.failed.is_empty() && self.delivered.is_empty()
+    }
 }
 
 /// One copy to place.
@@ -388,11 +406,7 @@ fn place(store: &pillarbox_store::MaildirStore, plan: &mut [Placement]) {
             Err(e) => {
                 // Not durable: taken back, tried again later.
                 let _ = std::fs::remove_file(path);
-                Err(StoreError::io(
-                    "fsync directory",
-                    path,
-                    std::io::Error::other(e.to_string()),
-                ))
+                Err(e.duplicate())
             }
         });
     }
@@ -466,88 +480,46 @@ fn jitter(id: &str, attempts: u32) -> u64 {
     h.finish()
 }
 
-/// Sends the DSNs `m`'s outcomes call for and marks them sent; returns the
-/// message to record and whether the record must be durable (a DSN was
-/// queued: losing the mark would send it twice).
-async fn notify(shared: &Arc<Shared>, rt: &Settings, mut m: Message, now: u64) -> (Message, bool) {
-    let sch = schedule(&rt.cfg);
-    let pending = m.rcpts.iter().any(Recipient::is_pending);
+/// Sends the notices `n` (see [`Notices::of`]) and marks them sent; returns
+/// the message to record and whether the record must be durable (a DSN was
+/// queued: losing the mark would send it twice). What could not be queued
+/// stays unmarked, for the next pass.
+async fn notify(
+    shared: &Arc<Shared>,
+    rt: &Settings,
+    mut m: Message,
+    n: Notices,
+    now: u64,
+) -> (Message, bool) {
     let mut durable = false;
-    // Delay notices: once, for recipients still waiting past delay_warning.
-    if pending && sch.delay_due(m.arrival, now) {
-        let due: Vec<usize> = (0..m.rcpts.len())
-            .filter(|&i| {
-                let r = &m.rcpts[i];
-                r.is_pending() && !r.delay_reported && r.attempts > 0
-            })
-            .collect();
-        if !due.is_empty() {
-            let wanted: Vec<usize> = due
-                .iter()
-                .copied()
-                .filter(|&i| m.rcpts[i].notify.delay)
-                .collect();
-            if !wanted.is_empty() && !m.is_bounce() {
-                let until = sch.expires(m.arrival);
-                if send_dsn(
-                    shared,
-                    rt,
-                    &m,
-                    &wanted,
-                    dsn::Action::Delayed,
-                    Some(until),
-                    now,
-                )
-                .await
-                {
-                    durable = true;
-                } else {
-                    return (m, false);
-                }
-            }
-            for i in due {
-                m.rcpts[i].delay_reported = true;
-            }
+    if !n.delayed.is_empty() {
+        let until = schedule(&rt.cfg).expires(m.arrival);
+        let action = dsn::Action::Delayed;
+        if !send_dsn(shared, rt, &m, &n.delayed, action, Some(until), now).await {
+            return (m, durable);
+        }
+        durable = true;
+        for &i in &n.delayed {
+            m.rcpts[i].delay_reported = true;
         }
     }
-    if pending {
-        return (m, durable);
-    }
-    // Final reports, once no recipient waits any more: one per kind.
-    for (state, action) in [
-        (State::Failed, dsn::Action::Failed),
-        (State::Delivered, dsn::Action::Delivered),
+    for (which, action) in [
+        (&n.failed, dsn::Action::Failed),
+        (&n.delivered, dsn::Action::Delivered),
     ] {
-        let due: Vec<usize> = (0..m.rcpts.len())
-            .filter(|&i| m.rcpts[i].state == state && !m.rcpts[i].reported)
-            .collect();
-        if due.is_empty() {
+        if which.is_empty() {
             continue;
         }
-        let wanted: Vec<usize> = due
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let n = m.rcpts[i].notify;
-                match state {
-                    State::Failed => n.failure,
-                    _ => n.success,
-                }
-            })
-            .collect();
-        if !wanted.is_empty() {
-            if m.is_bounce() {
-                if state == State::Failed {
-                    tracing::warn!(queue_id = %m.id, rcpts = wanted.len(), "a message from the null sender failed; no DSN is sent about it (the postmaster gets a report)");
-                    report_to_postmaster(shared, rt, &m, &wanted, now).await;
-                }
-            } else if send_dsn(shared, rt, &m, &wanted, action, None, now).await {
-                durable = true;
-            } else {
-                return (m, false);
-            }
+        if m.is_bounce() {
+            // Only failures get here (Notices::of): reported to the postmaster.
+            tracing::warn!(queue_id = %m.id, rcpts = which.len(), "a message from the null sender failed; no DSN is sent about it (the postmaster gets a report)");
+            report_to_postmaster(shared, rt, &m, which, now).await;
+        } else if send_dsn(shared, rt, &m, which, action, None, now).await {
+            durable = true;
+        } else {
+            return (m, durable);
         }
-        for i in due {
+        for &i in which {
             m.rcpts[i].reported = true;
         }
     }
@@ -680,21 +652,12 @@ fn build_dsn(
         .iter()
         .map(|&i| {
             let r = &m.rcpts[i];
-            let status = r
-                .last_reply()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .filter(|s| s.contains('.'))
-                .unwrap_or(match action {
-                    dsn::Action::Failed => "5.0.0",
-                    dsn::Action::Delayed => "4.0.0",
-                    _ => "2.0.0",
-                })
-                .to_string();
             dsn::DsnRecipient {
                 final_recipient: r.target.to_string(),
                 original_recipient: r.orcpt.clone(),
                 action,
-                status,
+                // The last reply's enhanced code (the builder reads it).
+                status: None,
                 reply: r.last_reply().map(str::to_string),
                 remote_mta: None,
                 last_attempt: r.history.last().map(|a| at(a.at)),

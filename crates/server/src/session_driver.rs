@@ -745,12 +745,11 @@ impl Driver {
         };
         // The room in each accepted mailbox is reserved now: messages that
         // end together cannot overshoot a quota between here and the copy.
-        let users = sh.services.users.current();
         let verdicts: Vec<Result<bool, Reply>> = decisions
             .into_iter()
             .zip(&boxes)
             .map(|(d, mb)| match d {
-                Decision::Continue(()) => rt.quotas.reserve(&users, mb, stored),
+                Decision::Continue(()) => rt.quotas.reserve(&sh.services, mb, stored),
                 Decision::Refuse(r) | Decision::Defer(r) => Err(r),
             })
             .collect();
@@ -792,6 +791,7 @@ impl Driver {
             match v {
                 Ok(held) => {
                     if *held {
+                        envelope.rcpts[i].room_reserved = true;
                         reserved.push(i);
                     }
                 }
@@ -819,9 +819,6 @@ impl Driver {
         let settle = move |r: &Result<pillarbox_store::Kept, StoreError>| match r {
             Ok(kept) => {
                 shared.disk.consumed(kept.stored_size);
-                for &i in &reserved {
-                    shared.delivery.note_reserved(&queue_id, i);
-                }
                 shared.delivery.deliver_now(queue_id.clone());
             }
             Err(_) => {

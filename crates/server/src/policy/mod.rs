@@ -396,7 +396,8 @@ impl Policies {
 
     /// The recipient checks that run again when a message is delivered
     /// (`at_delivery`), for one mailbox: at the end of data, and before each
-    /// attempt from the queue (a lock or a full quota found then defers it).
+    /// attempt from the queue (a lock found then defers it; the quota is
+    /// `Quotas::reserve`'s, which checks and reserves in one step).
     pub async fn recheck(
         &self,
         s: &Services,

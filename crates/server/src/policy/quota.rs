@@ -1,7 +1,9 @@
 //! Mailbox quotas (`452 4.2.2`, or `552 5.2.2` where declared permanent): at RCPT
 //! with the declared SIZE (RFC 1870: we know then whether the message would
-//! overflow), and again at the end of data with the stored size. Usage is the
-//! Maildir++ `maildirsize` file Dovecot's `quota = maildir` shares.
+//! overflow), and again at delivery with the stored size, where the check
+//! also reserves the room ([`Quotas::reserve`]: what the queue holds for a
+//! mailbox counts). Usage is the Maildir++ `maildirsize` file Dovecot's
+//! `quota = maildir` shares.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use pillarbox_store::{MailboxAddr, MaildirStore, UserDirectory};
 
 use super::{ready, Decision, PolicyFuture, RecipientCheck, RecipientCx};
 use crate::config::{Config, Quota, QuotaExceeded};
-use crate::services::Services;
+use crate::services::{Services, Stage};
 
 /// Refuses messages that would overflow a mailbox's quota.
 pub struct Quotas {
@@ -62,11 +64,21 @@ impl Quotas {
         }
     }
 
-    /// Checks that a message of `bytes` fits in `mb` and reserves the room
-    /// until [`Self::release`] (after the delivery, or when it will not
-    /// happen): messages committed together cannot overshoot the quota.
-    /// `Ok(false)`: no limit, nothing reserved.
-    pub fn reserve(
+    /// The quota check at delivery (the end of data, and each attempt from
+    /// the queue): checks that a message of `bytes` fits in `mb` and
+    /// reserves the room until [`Self::release`] (after the copy is made, or
+    /// when it will not be), in one step, so messages committed together
+    /// cannot overshoot the quota. A refusal is told to telemetry as the
+    /// `quota` check's. `Ok(false)`: no limit, nothing reserved.
+    pub fn reserve(&self, s: &Services, mb: &MailboxAddr, bytes: u64) -> Result<bool, Reply> {
+        let r = self.reserve_room(&s.users.current(), mb, bytes);
+        if let Err(reply) = &r {
+            s.telemetry.refused(Stage::Delivery, "quota", reply);
+        }
+        r
+    }
+
+    fn reserve_room(
         &self,
         users: &UserDirectory,
         mb: &MailboxAddr,
@@ -132,8 +144,10 @@ impl RecipientCheck for Quotas {
         "quota"
     }
 
+    /// At delivery the quota is [`Quotas::reserve`]'s: checked and reserved
+    /// in one step.
     fn at_delivery(&self) -> bool {
-        true
+        false
     }
 
     fn check<'a>(&'a self, s: &'a Services, cx: RecipientCx<'a>) -> PolicyFuture<'a> {
