@@ -173,11 +173,9 @@ impl Queue {
         self.index().messages.get(id).cloned()
     }
 
-    /// A copy of every queued message (for listings), oldest first.
-    pub fn all(&self) -> Vec<Message> {
-        let mut v: Vec<Message> = self.index().messages.values().cloned().collect();
-        v.sort_by(|a, b| (a.arrival, &a.id).cmp(&(b.arrival, &b.id)));
-        v
+    /// The id of every queued message.
+    pub fn ids(&self) -> Vec<QueueId> {
+        self.index().messages.keys().cloned().collect()
     }
 
     /// What `queue list` shows of every message, oldest first (built under

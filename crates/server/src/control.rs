@@ -186,29 +186,22 @@ fn give_back_memory() {
 pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
     let queue = &shared.delivery.queue;
     let now = shared.services.clock.now();
-    if req == Request::List {
-        return Response {
-            ok: true,
-            error: None,
-            messages: Vec::new(),
+    let result: Result<Answer, QueueError> = match req {
+        Request::List => Ok(Answer {
             summaries: queue.summaries(),
-            header: None,
-            now,
-        };
-    }
-    let result: Result<(Vec<Message>, Option<String>), QueueError> = match req {
-        Request::List => Ok((Vec::new(), None)),
+            ..Answer::default()
+        }),
         Request::Show { id } => match queue.get(&id) {
-            Some(m) => {
-                let header = read_header(&queue.body_path(&id));
-                Ok((vec![m], Some(header)))
-            }
+            Some(m) => Ok(Answer {
+                header: Some(read_header(&queue.body_path(&id))),
+                ..Answer::of(vec![m])
+            }),
             None => Err(QueueError::NotFound(id)),
         },
         Request::Retry { id } => {
             let ids = match id {
                 Some(id) => vec![id],
-                None => queue.all().into_iter().map(|m| m.id).collect(),
+                None => queue.ids(),
             };
             let mut changed = Vec::new();
             let mut error = None;
@@ -227,35 +220,37 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                     Err(e) => error = Some(e),
                 }
             }
-            let ids: Vec<String> = changed.iter().map(|m| m.id.clone()).collect();
+            let ids = changed.iter().map(|m| m.id.clone()).collect();
             crate::delivery::attempt(shared, ids, true).await;
-            let after = changed
-                .into_iter()
-                .map(|m| queue.get(&m.id).unwrap_or(m))
-                .collect();
             match error {
                 Some(e) => Err(e),
-                None => Ok((after, None)),
+                // As they stand now; one delivered to the end has left the
+                // queue and is shown as it was before the attempt.
+                None => Ok(Answer::of(
+                    changed
+                        .into_iter()
+                        .map(|m| queue.get(&m.id).unwrap_or(m))
+                        .collect(),
+                )),
             }
         }
         Request::Hold { id } => modify(shared, &id, |m| !std::mem::replace(&mut m.held, true))
             .await
-            .map(|m| (vec![m], None)),
+            .map(|m| Answer::of(vec![m])),
         Request::Release { id } => {
-            let r = modify(shared, &id, |m| std::mem::replace(&mut m.held, false))
-                .await
-                .map(|m| (vec![m], None));
+            let r = modify(shared, &id, |m| std::mem::replace(&mut m.held, false)).await;
             if r.is_ok() {
                 shared.delivery.deliver_now(id);
             }
-            r
+            r.map(|m| Answer::of(vec![m]))
         }
         Request::Delete { id } => {
             let r = retry_busy(|| queue.delete(&id)).await;
             if let Ok(m) = &r {
+                crate::delivery::give_back_room(&shared.settings(), m);
                 tracing::warn!(queue_id = %m.id, "deleted from the queue by the administrator; no DSN");
             }
-            r.map(|m| (vec![m], None))
+            r.map(|m| Answer::of(vec![m]))
         }
         Request::Bounce { id } => {
             let reply = Row::ReturnedByAdministrator.reply().to_string();
@@ -268,23 +263,42 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Response {
                 any
             })
             .await;
-            if r.is_ok() {
+            if let Ok(m) = &r {
+                // Failed before their first attempt: their room goes back.
+                crate::delivery::give_back_room(&shared.settings(), m);
                 tracing::warn!(queue_id = %id, "returned to the sender by the administrator");
                 crate::delivery::attempt(shared, vec![id.clone()], true).await;
             }
-            r.map(|m| (vec![queue.get(&m.id).unwrap_or(m)], None))
+            r.map(|m| Answer::of(vec![queue.get(&m.id).unwrap_or(m)]))
         }
     };
     match result {
-        Ok((messages, header)) => Response {
+        Ok(a) => Response {
             ok: true,
             error: None,
-            messages,
-            summaries: Vec::new(),
-            header,
+            messages: a.messages,
+            summaries: a.summaries,
+            header: a.header,
             now,
         },
         Err(e) => Response::error(e),
+    }
+}
+
+/// What a request answers with, besides `ok` and the time.
+#[derive(Default)]
+struct Answer {
+    messages: Vec<Message>,
+    summaries: Vec<Summary>,
+    header: Option<String>,
+}
+
+impl Answer {
+    fn of(messages: Vec<Message>) -> Self {
+        Answer {
+            messages,
+            ..Answer::default()
+        }
     }
 }
 
@@ -302,8 +316,7 @@ async fn retry_busy<T>(mut op: impl FnMut() -> Result<T, QueueError>) -> Result<
     let deadline = tokio::time::Instant::now() + BUSY_WAIT;
     loop {
         match op() {
-            Err(QueueError::Busy(id)) if tokio::time::Instant::now() < deadline => {
-                let _ = id;
+            Err(QueueError::Busy(_)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             other => return other,
