@@ -94,10 +94,10 @@ pub struct DsnRecipient {
     pub original_recipient: Option<(String, String)>,
     /// What was done for this recipient.
     pub action: Action,
-    /// The enhanced status code (`4.2.2`, `5.1.1`, `2.0.0`). When it does
-    /// not parse, the reply's enhanced code is used, else `X.0.0` of the
+    /// The enhanced status code (`4.2.2`, `5.1.1`, `2.0.0`). When absent or
+    /// not parsable, the reply's enhanced code is used, else `X.0.0` of the
     /// action's class.
-    pub status: String,
+    pub status: Option<String>,
     /// The whole last reply line, such as
     /// `452 4.2.2 mailbox full, try again later`; written as
     /// `Diagnostic-Code: smtp; <reply>`.
@@ -258,7 +258,10 @@ impl<'a> Prepared<'a> {
     fn new(r: &'a DsnRecipient) -> Prepared<'a> {
         let reply = r.reply.as_deref().map(one_line).filter(|s| !s.is_empty());
         let parsed = reply.as_deref().and_then(parse_reply_text);
-        let status = EnhancedCode::parse(r.status.trim())
+        let status = r
+            .status
+            .as_deref()
+            .and_then(|s| EnhancedCode::parse(s.trim()))
             .or_else(|| parsed.as_ref().and_then(|p| p.enhanced))
             .unwrap_or(r.action.fallback_status());
         let remote = r

@@ -78,7 +78,7 @@ fn recipient(action: Action) -> DsnRecipient {
         final_recipient: "bob@example.net".into(),
         original_recipient: Some(("rfc822".into(), "Bob@Example.NET".into())),
         action,
-        status: status.into(),
+        status: Some(status.into()),
         reply: Some(reply.into()),
         remote_mta: Some("mx.example.net".into()),
         last_attempt: Some(at(1_700_000_600)),
@@ -161,7 +161,7 @@ fn python_reads_every_kind_in_every_language() {
                     &build(&report),
                     [
                         action.as_str(),
-                        &rcpt.status,
+                        rcpt.status.as_deref().unwrap_or_default(),
                         "rfc822; bob@example.net",
                         &diagnostic,
                         third,

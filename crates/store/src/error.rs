@@ -43,8 +43,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The same error for another message of a failed batch (io::Error is not Clone).
-    pub(crate) fn clone_for_batch(&self) -> StoreError {
+    /// The same error for another message of a failed batch (io::Error is
+    /// not Clone): a full disk stays a full disk.
+    pub fn duplicate(&self) -> StoreError {
         match self {
             StoreError::NoSpace { path } => StoreError::NoSpace { path: path.clone() },
             StoreError::Io { op, path, source } => StoreError::Io {

@@ -563,7 +563,7 @@ pub fn persist_batch(batch: Vec<IncomingMessage>) -> Vec<Result<Kept, StoreError
                     wire_size: msg.lf.wire,
                 })
             }
-            Err(e) => Err(e.clone_for_batch()),
+            Err(e) => Err(e.duplicate()),
         });
     }
     results

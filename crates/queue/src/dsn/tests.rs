@@ -26,7 +26,7 @@ fn recipient(action: Action) -> DsnRecipient {
         final_recipient: "bob@example.net".into(),
         original_recipient: Some(("rfc822".into(), "Bob@Example.NET".into())),
         action,
-        status: status.into(),
+        status: Some(status.into()),
         reply: Some(reply.into()),
         remote_mta: Some("mx.example.net".into()),
         last_attempt: Some(at(1_700_000_600)),
@@ -173,7 +173,7 @@ fn per_message_fields_come_first_then_one_group_per_recipient() {
     second.original_recipient = None;
     second.remote_mta = None;
     second.reply = None;
-    second.status = "5.4.4".into();
+    second.status = Some("5.4.4".into());
     let r = [recipient(Action::Failed), second];
     let blocks = status_blocks(&build_str(&report(&r)));
     assert_eq!(blocks.len(), 3, "{blocks:#?}");
@@ -223,9 +223,9 @@ fn only_a_delayed_recipient_gets_will_retry_until() {
 #[test]
 fn an_unparsable_status_falls_back_to_the_reply_then_to_the_class_of_the_action() {
     let mut from_reply = recipient(Action::Failed);
-    from_reply.status = "bogus".into();
+    from_reply.status = Some("bogus".into());
     let mut from_action = recipient(Action::Delayed);
-    from_action.status = String::new();
+    from_action.status = None;
     from_action.reply = Some("421 service not available".into());
     let r = [from_reply, from_action];
     let blocks = status_blocks(&build_str(&report(&r)));
@@ -357,7 +357,7 @@ fn the_reply_is_explained_in_the_report_language() {
 #[test]
 fn an_undefined_enhanced_code_gives_way_to_the_basic_code() {
     let mut p = recipient(Action::Failed);
-    p.status = "5.0.0".into();
+    p.status = Some("5.0.0".into());
     p.reply = Some("554 transaction failed".into());
     let prepared = Prepared::new(&p);
     let e = prepared.explanation(Lang::En).unwrap();
