@@ -170,6 +170,55 @@ fn load(
     Ok(())
 }
 
+/// The load threads of one round.
+struct Load {
+    stop: Arc<AtomicBool>,
+    killed: Arc<AtomicBool>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts [`THREADS`] load threads against `port`.
+    fn start(port: u16, round: usize, ledger: &Arc<Mutex<Ledger>>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let killed = Arc::new(AtomicBool::new(false));
+        let workers = (0..THREADS)
+            .map(|t| {
+                let (ledger, stop, killed) = (ledger.clone(), stop.clone(), killed.clone());
+                thread::spawn(move || load_worker(port, round, t, ledger, stop, killed))
+            })
+            .collect();
+        Load {
+            stop,
+            killed,
+            workers,
+        }
+    }
+
+    /// SIGKILLs the server under the load, waits for every load thread,
+    /// and checks the load met no trouble while the server was up.
+    fn kill(self, server: &mut common::Server, ledger: &Mutex<Ledger>) {
+        self.killed.store(true, Ordering::SeqCst);
+        server.kill_hard();
+        self.stop.store(true, Ordering::SeqCst);
+        for worker in self.workers {
+            // Each worker ends on its next I/O error, bounded by the socket timeouts.
+            worker.join().expect("load worker panicked");
+        }
+        let l = lock(ledger);
+        assert!(
+            l.unexpected.is_empty(),
+            "unexpected replies under load: {:?}",
+            l.unexpected
+        );
+        assert!(
+            l.errors_before_kill.is_empty(),
+            "connection errors while the server was up: {:?}",
+            l.errors_before_kill
+        );
+    }
+}
+
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
     ledger
         .lock()
@@ -239,22 +288,14 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_leaves_no_partial_one() 
     let mut server = dir.start();
 
     for round in 0..ROUNDS {
-        let stop = Arc::new(AtomicBool::new(false));
-        let killed = Arc::new(AtomicBool::new(false));
-        let workers: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (ledger, stop, killed) = (ledger.clone(), stop.clone(), killed.clone());
-                let port = server.port;
-                thread::spawn(move || load_worker(port, round, t, ledger, stop, killed))
-            })
-            .collect();
+        let load = Load::start(server.port, round, &ledger);
 
         let acked_in_round = |l: &Ledger| l.acked.iter().filter(|id| id.0 == round).count();
         let deadline = Instant::now() + LOAD_DEADLINE;
         while acked_in_round(&lock(&ledger)) < acks_before_kill(round) {
-            let finished = workers.iter().all(|w| w.is_finished());
+            let finished = load.workers.iter().all(|w| w.is_finished());
             if finished || Instant::now() > deadline {
-                stop.store(true, Ordering::SeqCst);
+                load.stop.store(true, Ordering::SeqCst);
                 let l = lock(&ledger);
                 panic!(
                     "round {round}: only {} messages acknowledged (workers finished: {finished}); unexpected replies: {:?}; connection errors: {:?}\n--- server log ---\n{}",
@@ -267,25 +308,9 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_leaves_no_partial_one() 
             thread::sleep(Duration::from_millis(10));
         }
 
-        killed.store(true, Ordering::SeqCst);
-        server.kill_hard();
-        stop.store(true, Ordering::SeqCst);
-        for worker in workers {
-            // Each worker ends on its next I/O error, bounded by the socket timeouts.
-            worker.join().expect("load worker panicked");
-        }
+        load.kill(&mut server, &ledger);
         {
             let l = lock(&ledger);
-            assert!(
-                l.unexpected.is_empty(),
-                "unexpected replies under load: {:?}",
-                l.unexpected
-            );
-            assert!(
-                l.errors_before_kill.is_empty(),
-                "connection errors while the server was up: {:?}",
-                l.errors_before_kill
-            );
             eprintln!(
                 "round {round}: {} acknowledged, {} attempted in total before SIGKILL; connection errors after it so far: {:?}",
                 l.acked.len(),
@@ -330,16 +355,7 @@ fn sigkill_while_the_queue_retries_loses_nothing_and_delivers_nothing_twice() {
     dir.append_config("[queue]\nretry_min = \"1s\"\nretry_max = \"1s\"\n");
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut server = dir.start();
-    let round = 0;
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let (ledger, stop, killed) = (ledger.clone(), stop.clone(), killed.clone());
-            let port = server.port;
-            thread::spawn(move || load_worker(port, round, t, ledger, stop, killed))
-        })
-        .collect();
+    let load = Load::start(server.port, 0, &ledger);
     let wait_for_acks = |n: usize| {
         let deadline = Instant::now() + LOAD_DEADLINE;
         while lock(&ledger).acked.len() < n {
@@ -367,20 +383,9 @@ fn sigkill_while_the_queue_retries_loses_nothing_and_delivers_nothing_twice() {
     while Instant::now() < until {
         thread::sleep(Duration::from_millis(10));
     }
-    killed.store(true, Ordering::SeqCst);
-    server.kill_hard();
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.join().expect("load worker panicked");
-    }
+    load.kill(&mut server, &ledger);
     {
         let l = lock(&ledger);
-        assert!(l.unexpected.is_empty(), "{:?}", l.unexpected);
-        assert!(
-            l.errors_before_kill.is_empty(),
-            "{:?}",
-            l.errors_before_kill
-        );
         eprintln!(
             "{} acknowledged ({} with a copy for the shared mailbox) before SIGKILL",
             l.acked.len(),
