@@ -83,13 +83,17 @@ fn commit(queue: &Queue, jobs: Vec<Job>) {
         .map(|j| (j.body, (j.envelope, j.done)))
         .unzip();
     let kept = persist_batch(bodies);
-    let mut ok: Vec<(Kept, Message, Done)> = Vec::new();
+    // The envelopes go into the queue as they are; what the callers are
+    // told goes beside them.
+    let mut envelopes: Vec<Message> = Vec::with_capacity(kept.len());
+    let mut ok: Vec<(Kept, Done)> = Vec::with_capacity(kept.len());
     for (k, (mut envelope, done)) in kept.into_iter().zip(rest) {
         match k {
             Ok(k) => {
                 envelope.size = k.stored_size;
                 envelope.wire_size = k.wire_size;
-                ok.push((k, envelope, done));
+                envelopes.push(envelope);
+                ok.push((k, done));
             }
             Err(e) => done(Err(e)),
         }
@@ -97,10 +101,9 @@ fn commit(queue: &Queue, jobs: Vec<Job>) {
     if ok.is_empty() {
         return;
     }
-    let envelopes: Vec<Message> = ok.iter().map(|(_, m, _)| m.clone()).collect();
     match queue.insert(envelopes) {
         Ok(()) => {
-            for (k, _, done) in ok {
+            for (k, done) in ok {
                 done(Ok(k));
             }
         }
@@ -111,7 +114,7 @@ fn commit(queue: &Queue, jobs: Vec<Job>) {
                 _ => None,
             };
             let journal = queue.journal_path();
-            for (k, _, done) in ok {
+            for (k, done) in ok {
                 // Not in the journal: the body goes, and the client is told
                 // to try again (452 when the disk is full).
                 let _ = std::fs::remove_file(&k.path);
