@@ -76,6 +76,21 @@ impl Committer {
     }
 }
 
+/// Commits one message on the calling thread, now: without group commit,
+/// each session's message commits on a thread of its own, and the messages
+/// that end together still share the syncs of the directory (shared rounds)
+/// and of the journal ([`crate::Journal::sync_to`]).
+pub fn commit_one(queue: &Queue, body: IncomingMessage, envelope: Message, done: Done) {
+    commit(
+        queue,
+        vec![Job {
+            body,
+            envelope,
+            done,
+        }],
+    );
+}
+
 /// Commits one batch (see the module's documentation).
 fn commit(queue: &Queue, jobs: Vec<Job>) {
     let (bodies, rest): (Vec<_>, Vec<_>) = jobs

@@ -46,15 +46,25 @@ const BATCH: usize = 256;
 /// The queue, its committer, and the way to the worker.
 pub(crate) struct Delivery {
     pub(crate) queue: Arc<Queue>,
-    pub(crate) committer: Committer,
+    /// `[storage] group_commit`: one thread commits batches; otherwise each
+    /// message commits on a blocking thread of its own.
+    committer: Option<Committer>,
     wake: mpsc::UnboundedSender<QueueId>,
     wake_rx: Mutex<Option<mpsc::UnboundedReceiver<QueueId>>>,
 }
 
 impl Delivery {
-    /// Around an opened queue; `max_batch` bounds a group commit.
-    pub(crate) fn new(queue: Arc<Queue>, max_batch: usize) -> std::io::Result<Self> {
-        let committer = Committer::start(queue.clone(), max_batch)?;
+    /// Around an opened queue; `group_commit` with batches of at most
+    /// `max_batch` messages, or none.
+    pub(crate) fn new(
+        queue: Arc<Queue>,
+        group_commit: bool,
+        max_batch: usize,
+    ) -> std::io::Result<Self> {
+        let committer = match group_commit {
+            true => Some(Committer::start(queue.clone(), max_batch)?),
+            false => None,
+        };
         let (wake, rx) = mpsc::unbounded_channel();
         Ok(Self {
             queue,
@@ -62,6 +72,25 @@ impl Delivery {
             wake,
             wake_rx: Mutex::new(Some(rx)),
         })
+    }
+
+    /// Makes `body` and `envelope` durable in the queue; `done` is called
+    /// (on a blocking thread) with the outcome.
+    pub(crate) fn commit(
+        &self,
+        body: pillarbox_store::IncomingMessage,
+        envelope: Message,
+        done: pillarbox_queue::commit::Done,
+    ) {
+        match &self.committer {
+            Some(c) => c.submit(body, envelope, done),
+            None => {
+                let queue = self.queue.clone();
+                tokio::task::spawn_blocking(move || {
+                    pillarbox_queue::commit::commit_one(&queue, body, envelope, done)
+                });
+            }
+        }
     }
 
     /// Asks the worker to try message `id` now (after its `250`).
@@ -731,7 +760,7 @@ async fn enqueue_report(
         }],
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    shared.delivery.committer.submit(
+    shared.delivery.commit(
         body,
         envelope,
         Box::new(move |r| {

@@ -267,14 +267,12 @@ impl Server {
                 "queue opened"
             );
         }
-        // Without group commit, each message commits on its own.
-        let max_batch = if cfg.storage.group_commit {
-            cfg.storage.commit_batch
-        } else {
-            1
-        };
-        let delivery = crate::delivery::Delivery::new(Arc::new(queue), max_batch)
-            .map_err(|e| StartError::Init(format!("cannot start the commit thread: {e}")))?;
+        let delivery = crate::delivery::Delivery::new(
+            Arc::new(queue),
+            cfg.storage.group_commit,
+            cfg.storage.commit_batch,
+        )
+        .map_err(|e| StartError::Init(format!("cannot start the commit thread: {e}")))?;
         // Kept in the state store: an unknown name's SCRAM salt and decoy
         // cost stay the same across restarts, as a real user's do.
         let mut random = vec![0u8; 32];

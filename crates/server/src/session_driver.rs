@@ -809,7 +809,7 @@ impl Driver {
         let done: pillarbox_queue::commit::Done = Box::new(move |r| {
             let _ = done_tx.send(r);
         });
-        self.shared.delivery.committer.submit(msg, envelope, done);
+        self.shared.delivery.commit(msg, envelope, done);
         let shared = self.shared.clone();
         let rt = self.rt.clone();
         let queue_id = self.queue_id.clone();
