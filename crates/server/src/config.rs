@@ -367,11 +367,11 @@ impl Serialize for Reserve {
 pub struct Storage {
     /// Below this much free space, MAIL and RCPT get 452 4.3.1.
     pub reserve: Reserve,
-    /// Messages that end together are synced together by one committer thread
-    /// (still each durable before its 250). Off (the default): every message is
-    /// fsync'd on its own, concurrently with the others (a journal coalesces
-    /// them; without one, the block layer merges the cache flushes), and
-    /// deliveries into one `new/` share its fsync; measured faster here
+    /// Messages that end together are committed to the queue together by one
+    /// committer thread (still each durable before its 250). Off (the
+    /// default): every message is committed on a thread of its own,
+    /// concurrently with the others, sharing the syncs of the queue's
+    /// directory and journal with those that end at the same time
     /// (docs/PERFORMANCE.md).
     pub group_commit: bool,
     /// Most messages in one group commit.
