@@ -342,6 +342,34 @@ async fn a_declared_size_over_the_quota_is_refused_at_rcpt() {
     );
 }
 
+#[tokio::test]
+async fn at_delivery_the_quota_is_checked_and_its_room_reserved_in_one_step() {
+    let f = fixture(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(MaildirStore::open(dir.path(), "mx.example.test", Modes::default()).unwrap());
+    let quotas = Quotas::new(&f.cfg, store);
+    let bob = MailboxAddr::new("example.test", "bob").unwrap();
+    // bob's rule: 1 KiB. Two messages of 600 bytes on their way in at once:
+    // the second does not fit beside the room the first holds.
+    assert_eq!(quotas.reserve(&f.services, &bob, 600), Ok(true));
+    assert_eq!(
+        quotas.reserve(&f.services, &bob, 600),
+        Err(Row::MailboxFull.reply())
+    );
+    let r = f.telemetry.refusals();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, r[0].1), (Stage::Delivery, "quota"));
+    // What is reserved counts at RCPT too.
+    assert_eq!(
+        quotas.check_mailbox(&f.services.users.current(), &bob, 600),
+        Err(Row::MailboxFull.reply())
+    );
+    // Given back (the first one landed elsewhere, or will not): room again.
+    quotas.release(&bob, 600);
+    assert_eq!(quotas.reserve(&f.services, &bob, 600), Ok(true));
+}
+
 /// A check written as a newcomer would: one type, one registration line.
 struct NoMailFromNullSender;
 
