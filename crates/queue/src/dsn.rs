@@ -70,8 +70,10 @@ impl Action {
 }
 
 /// How much of the original message the sender asked to get back
-/// (the RET parameter of MAIL, RFC 3461 4.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// (the RET parameter of MAIL, RFC 3461 4.3); kept in the queue as `full`
+/// or `hdrs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ret {
     /// The whole message, as `message/rfc822`.
     Full,

@@ -44,15 +44,8 @@ pub struct Message {
     pub restored: bool,
 }
 
-/// `RET=` (RFC 3461 4.3).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Ret {
-    /// The whole message.
-    Full,
-    /// Its header only.
-    Hdrs,
-}
+/// `RET=` (RFC 3461 4.3): the DSN builder's own.
+pub use crate::dsn::Ret;
 
 /// `NOTIFY=` (RFC 3461 4.1); `None` given means failure and delay.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

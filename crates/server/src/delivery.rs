@@ -522,9 +522,13 @@ async fn notify(
 ) -> (Message, bool) {
     let mut durable = false;
     if !n.delayed.is_empty() {
-        let until = schedule(&rt.cfg).expires(m.arrival);
-        let action = dsn::Action::Delayed;
-        if !send_dsn(shared, rt, &m, &n.delayed, action, Some(until), now).await {
+        let notice = Notice {
+            about: &m,
+            which: &n.delayed,
+            action: dsn::Action::Delayed,
+            retry_until: Some(schedule(&rt.cfg).expires(m.arrival)),
+        };
+        if !send_notice(shared, rt, notice, To::Sender, now).await {
             return (m, durable);
         }
         durable = true;
@@ -539,11 +543,17 @@ async fn notify(
         if which.is_empty() {
             continue;
         }
+        let notice = Notice {
+            about: &m,
+            which,
+            action,
+            retry_until: None,
+        };
         if m.is_bounce() {
             // Only failures get here (Notices::of): reported to the postmaster.
             tracing::warn!(queue_id = %m.id, rcpts = which.len(), "a message from the null sender failed; no DSN is sent about it (the postmaster gets a report)");
-            report_to_postmaster(shared, rt, &m, which, now).await;
-        } else if send_dsn(shared, rt, &m, which, action, None, now).await {
+            send_notice(shared, rt, notice, To::Postmaster, now).await;
+        } else if send_notice(shared, rt, notice, To::Sender, now).await {
             durable = true;
         } else {
             return (m, durable);
@@ -555,80 +565,54 @@ async fn notify(
     (m, durable)
 }
 
-/// Builds the DSN about recipients `which` of `m` and queues it to the
-/// sender. `false` when it could not be queued (tried again next pass).
-async fn send_dsn(
-    shared: &Arc<Shared>,
-    rt: &Settings,
-    m: &Message,
-    which: &[usize],
+/// What one notice is about: recipients `which` of `about`, what became of
+/// them, and (for a delay) until when they are tried.
+struct Notice<'a> {
+    about: &'a Message,
+    which: &'a [usize],
     action: dsn::Action,
     retry_until: Option<u64>,
-    now: u64,
-) -> bool {
-    let kind = match action {
-        dsn::Action::Failed => 'F',
-        dsn::Action::Delayed => 'D',
-        _ => 'S',
+}
+
+/// Whom a notice goes to.
+#[derive(Clone, Copy)]
+enum To {
+    /// The envelope sender: a DSN, id `<id>F`, `<id>D` or `<id>S`.
+    Sender,
+    /// The postmaster of the first local domain (a failure of the null
+    /// sender's mail, about which no DSN is sent): id `<id>P`.
+    Postmaster,
+}
+
+/// Builds notice `n` and queues it (from `<>`). `false` when it could not
+/// be queued (tried again next pass); `true` too when no one can receive it
+/// (logged).
+async fn send_notice(shared: &Arc<Shared>, rt: &Settings, n: Notice<'_>, to: To, now: u64) -> bool {
+    let m = n.about;
+    let (address, suffix) = match to {
+        To::Sender => (
+            m.sender.clone(),
+            match n.action {
+                dsn::Action::Failed => 'F',
+                dsn::Action::Delayed => 'D',
+                _ => 'S',
+            },
+        ),
+        To::Postmaster => (format!("postmaster@{}", rt.cfg.primary_domain()), 'P'),
     };
-    let id = format!("{}{kind}", m.id);
+    let id = format!("{}{suffix}", m.id);
     let Some(target) = sender_target(
         rt,
         shared.aliases(),
         &shared.services.users.current(),
         shared.services.users.healthy(),
-        &m.sender,
+        &address,
     ) else {
-        tracing::warn!(queue_id = %m.id, sender = %m.sender, "the sender cannot receive a DSN; none is sent");
+        tracing::warn!(queue_id = %m.id, to = %address, "no one can receive the notice; none is sent");
         return true;
     };
-    let bytes = build_dsn(
-        shared,
-        rt,
-        m,
-        which,
-        action,
-        retry_until,
-        now,
-        &id,
-        &m.sender,
-    );
-    enqueue_report(shared, &id, &m.sender, target, bytes, now).await
-}
-
-/// A failed message of the null sender: a report to the postmaster of the
-/// first local domain, when that mailbox exists.
-async fn report_to_postmaster(
-    shared: &Arc<Shared>,
-    rt: &Settings,
-    m: &Message,
-    which: &[usize],
-    now: u64,
-) {
-    let postmaster = format!("postmaster@{}", rt.cfg.primary_domain());
-    let users = shared.services.users.current();
-    let Some(target) = sender_target(
-        rt,
-        shared.aliases(),
-        &users,
-        shared.services.users.healthy(),
-        &postmaster,
-    ) else {
-        return;
-    };
-    let id = format!("{}P", m.id);
-    let bytes = build_dsn(
-        shared,
-        rt,
-        m,
-        which,
-        dsn::Action::Failed,
-        None,
-        now,
-        &id,
-        &postmaster,
-    );
-    enqueue_report(shared, &id, &postmaster, target, bytes, now).await;
+    let bytes = build_dsn(shared, rt, &n, now, &id, &address);
+    enqueue_report(shared, &id, &address, target, bytes, now).await
 }
 
 /// Where a DSN to `address` goes: a local mailbox (aliases followed), or
@@ -663,21 +647,19 @@ fn sender_target(
     }
 }
 
-/// The DSN about recipients `which` of `m`, addressed to `to`.
-#[allow(clippy::too_many_arguments)]
+/// Notice `n` as a DSN with Message-ID `id`, addressed to `to`.
 fn build_dsn(
     shared: &Shared,
     rt: &Settings,
-    m: &Message,
-    which: &[usize],
-    action: dsn::Action,
-    retry_until: Option<u64>,
+    n: &Notice<'_>,
     now: u64,
     id: &str,
     to: &str,
 ) -> Vec<u8> {
+    let (m, action, retry_until) = (n.about, n.action, n.retry_until);
     let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
-    let recipients: Vec<dsn::DsnRecipient> = which
+    let recipients: Vec<dsn::DsnRecipient> = n
+        .which
         .iter()
         .map(|&i| {
             let r = &m.rcpts[i];
@@ -695,10 +677,7 @@ fn build_dsn(
         })
         .collect();
     let original = std::fs::read(shared.delivery.queue.body_path(&m.id)).unwrap_or_default();
-    let ret = match m.ret {
-        Some(pillarbox_queue::Ret::Hdrs) => dsn::Ret::Hdrs,
-        _ => dsn::Ret::Full,
-    };
+    let ret = m.ret.unwrap_or(dsn::Ret::Full);
     let language = Lang::from_tag(&rt.cfg.queue.dsn_language).unwrap_or(Lang::En);
     dsn::build(&dsn::Report {
         reporting_mta: &rt.cfg.hostname,
