@@ -5,26 +5,15 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{binary, sample_message, Config, TestDir};
+use common::{sample_message, Config, TestDir};
 
 fn mailbox_cli(dir: &TestDir, args: &[&str]) -> String {
-    let out = Command::new(binary())
-        .arg("mailbox")
-        .arg("--config")
-        .arg(&dir.config_path)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "mailbox {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    let args: Vec<&str> = std::iter::once("mailbox")
+        .chain(args.iter().copied())
+        .collect();
+    dir.cli(&args)
 }
 
 #[test]

@@ -204,23 +204,27 @@ impl TestDir {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// `pillarbox quota --config <file> get <address>`: its stdout, after
-    /// checking that it succeeded.
-    pub fn quota_get(&self, address: &str) -> String {
+    /// `pillarbox ARGS --config <file>`: its stdout, after checking that it
+    /// succeeded.
+    pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(binary())
-            .arg("quota")
+            .args(args)
             .arg("--config")
             .arg(&self.config_path)
-            .args(["get", address])
             .output()
-            .expect("run pillarbox quota get");
+            .unwrap_or_else(|e| panic!("run pillarbox {args:?}: {e}"));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
-            "quota get {address}: {text}{}",
+            "pillarbox {args:?}: {text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
         text
+    }
+
+    /// `pillarbox quota get <address>`, checked: its stdout.
+    pub fn quota_get(&self, address: &str) -> String {
+        self.cli(&["quota", "get", address])
     }
 }
 
@@ -984,23 +988,12 @@ pub fn dovecot_config_from_docs(values: &[(&str, String)]) -> String {
 }
 
 impl TestDir {
-    /// `pillarbox queue ARGS --config FILE` against the running server,
-    /// checked; its stdout.
+    /// `pillarbox queue ARGS` against the running server, checked: its stdout.
     pub fn queue_cli(&self, args: &[&str]) -> String {
-        let out = Command::new(binary())
-            .arg("queue")
-            .args(args)
-            .arg("--config")
-            .arg(&self.config_path)
-            .output()
-            .expect("run pillarbox queue");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "queue {args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        let args: Vec<&str> = std::iter::once("queue")
+            .chain(args.iter().copied())
+            .collect();
+        self.cli(&args)
     }
 
     /// The users file the config names (`[users] file`).
